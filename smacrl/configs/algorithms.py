@@ -1,0 +1,140 @@
+"""One typed config per algorithm. Defaults are the paper's locomotion column (tables 6-10)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Literal
+
+from smacrl.configs.base import Activation, OfflineConfig, OnlineConfig, Reduction, RunOptions
+
+
+# ----------------------------------------------------------------------------- score model (table 6)
+@dataclasses.dataclass
+class ScoreConfig(RunOptions):
+    """RvS-conditioned DDPM of the dataset's actions (IDQL-style residual MLP)."""
+
+    time_emb_dim: int = 64
+    obs_emb_dim: int = 64
+    """Output width of the condition network on [s, w] ("condition out dim")."""
+    hidden_dim: int = 512
+    n_blocks: int = 3
+    cond_hidden: tuple[int, ...] = (512, 512, 512)
+    dropout: float = 0.1
+    diffusion_steps: int = 32
+    cosine_s: float = 0.008
+    steps: int = 1_000_000
+    batch_size: int = 512
+    lr: float = 3e-4
+    weight_decay: float = 1e-4
+    ema_decay: float = 0.9995
+    rvs: bool = True
+    """Condition on the normalized trajectory return w; --no-rvs trains the unconditional model."""
+    rvs_w: float = 1.0
+    """The w used at inference."""
+    checkpoint_every: int = 100_000
+
+
+# ----------------------------------------------------------------------------- SMAC (table 7)
+@dataclasses.dataclass
+class SMACConfig(OfflineConfig):
+    actor_hidden: tuple[int, ...] = (512, 512, 512)
+    critic_hidden: tuple[int, ...] = (512, 512, 512)
+    critic_activation: Activation = "tanh"
+    ensemble_size: int = 10
+    optimizer: Literal["muon", "adam"] = "muon"
+    kappa: float = 40.0
+    """Weight of the score-matching loss L_SM in the critic loss."""
+    alpha_hidden: tuple[int, ...] = (256, 256)
+    alpha_activation: Activation = "relu"
+    alpha_lr: float = 1e-4
+    target_entropy_scale: float = -10.0
+    """SAC target entropy = scale * |A|."""
+    temperature_lr: float = 3e-4
+    init_temperature: float = 1.0
+    target_reduction: Reduction = "min"
+    score_w: float = 1.0
+    """RvS condition w at which the score is evaluated."""
+    score_k: int = 1
+    """Diffusion step at which the score is evaluated (1 = least noised)."""
+    rvs: bool = True
+
+
+# ----------------------------------------------------------------------------- IQL (table 8)
+@dataclasses.dataclass
+class IQLConfig(OfflineConfig):
+    actor_hidden: tuple[int, ...] = (256, 256)
+    critic_hidden: tuple[int, ...] = (256, 256)
+    tanh_squash: bool = False
+    state_dependent_std: bool = False
+    ensemble_size: int = 2
+    batch_size: int = 256
+    value_hidden: tuple[int, ...] = (256, 256)
+    value_lr: float = 3e-4
+    expectile: float = 0.9
+    beta: float = 1.0
+    """AWR temperature of the policy extraction (weights exp(beta * A))."""
+    max_weight: float = 100.0
+
+
+# ----------------------------------------------------------------------------- CQL / Cal-QL (table 9)
+@dataclasses.dataclass
+class CQLConfig(OfflineConfig):
+    actor_hidden: tuple[int, ...] = (512, 512)
+    critic_hidden: tuple[int, ...] = (512, 512, 512)
+    ensemble_size: int = 10
+    cql_alpha: float = 5.0
+    n_actions: int = 10
+    """Sampled actions per state (uniform, pi(s), pi(s')) for the logsumexp."""
+    cql_temperature: float = 1.0
+    calibrated: bool = False
+    """Cal-QL: bound the pushed-down Q by the Monte-Carlo return V^MC(s)."""
+    target_entropy_scale: float = -10.0
+    temperature_lr: float = 3e-4
+    init_temperature: float = 1.0
+    target_reduction: Reduction = "min"
+
+
+# ----------------------------------------------------------------------------- TD3+BC (table 10)
+@dataclasses.dataclass
+class TD3BCConfig(OfflineConfig):
+    actor_hidden: tuple[int, ...] = (512, 512)
+    critic_hidden: tuple[int, ...] = (512, 512, 512)
+    ensemble_size: int = 10
+    batch_size: int = 32
+    bc_weight: float = 2.0
+    """Weight beta of ||pi(s) - a||^2 against the normalized Q term."""
+    policy_noise: float = 0.2
+    noise_clip: float = 0.5
+    policy_delay: int = 2
+    target_reduction: Reduction = "min"
+
+
+# ----------------------------------------------------------------------------- online algorithms
+@dataclasses.dataclass
+class SACConfig(OnlineConfig):
+    target_entropy_scale: float = -10.0
+    temperature_lr: float = 3e-4
+    init_temperature: float = 1.0
+
+
+@dataclasses.dataclass
+class TD3Config(OnlineConfig):
+    exploration_noise: float = 0.1
+    policy_noise: float = 0.2
+    noise_clip: float = 0.5
+    policy_delay: int = 2
+
+
+@dataclasses.dataclass
+class TD3BCOnlineConfig(TD3Config):
+    bc_weight: float = 5.0
+
+
+@dataclasses.dataclass
+class AWRConfig(OnlineConfig):
+    temperature: float = 0.4
+    """Advantage weights are exp(A / temperature), clipped at max_weight."""
+    max_weight: float = 100.0
+    target_entropy_scale: float = -10.0
+    temperature_lr: float = 3e-4
+    init_temperature: float = 1.0

@@ -1,0 +1,98 @@
+"""Config pieces shared by every algorithm.
+
+Every algorithm config is a flat dataclass (so each field is one CLI flag, e.g. ``--kappa 40``)
+built by inheritance from these parts. Class defaults are the paper's *locomotion* column; the
+other families and the small ``cpu`` preset are overrides in :mod:`smacrl.configs.presets`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Literal
+
+Activation = Literal["relu", "tanh", "mish", "gelu", "silu", "elu"]
+Reduction = Literal["min", "mean", "redq"]
+
+
+@dataclasses.dataclass
+class RunOptions:
+    """Where a run writes, how it is seeded, and how it reports."""
+
+    seed: int = 0
+    """Seeds python, numpy, torch and the environments."""
+    device: str = "auto"
+    """cpu, cuda, cuda:N or auto."""
+    out: str | None = None
+    """Run directory; default runs/<algo>-<task>-s<seed>."""
+    log_every: int = 1000
+    """Steps between metric flushes (the only host syncs of the training loop)."""
+    eval_every: int = 10_000
+    """Steps between policy evaluations."""
+    eval_episodes: int = 10
+    """Episodes per evaluation, run on vectorized envs."""
+    checkpoint_every: int = 50_000
+    """Steps between checkpoints."""
+    keep_checkpoints: int = 3
+    """Retention: how many recent periodic checkpoints to keep (the final one is always kept)."""
+    progress: bool = True
+    """Show a progress bar with live loss and return."""
+    tensorboard: bool = False
+    """Also write TensorBoard events (needs the tensorboard extra)."""
+    wandb: bool = False
+    """Also log to Weights & Biases (needs wandb installed; never required)."""
+
+
+@dataclasses.dataclass
+class NetsConfig:
+    """Shapes of the common actor-critic."""
+
+    actor_hidden: tuple[int, ...] = (256, 256)
+    actor_activation: Activation = "relu"
+    std_transform: Literal["exp", "softplus"] = "exp"
+    tanh_squash: bool = True
+    state_dependent_std: bool = True
+    critic_hidden: tuple[int, ...] = (256, 256)
+    critic_activation: Activation = "relu"
+    ensemble_size: int = 2
+    critic_layer_norm: bool = False
+
+
+@dataclasses.dataclass
+class OfflineConfig(NetsConfig, RunOptions):
+    """Fields every offline algorithm has."""
+
+    steps: int = 250_000
+    batch_size: int = 64
+    gamma: float = 0.99
+    tau: float = 0.005
+    """Polyak rate of the target critic."""
+    actor_lr: float = 1e-4
+    critic_lr: float = 3e-4
+    optimizer: Literal["muon", "adam"] = "adam"
+    normalize_obs: bool = True
+    """Standardize observations with the dataset's mean/std (stats travel in the checkpoint)."""
+
+
+@dataclasses.dataclass
+class OnlineConfig(RunOptions):
+    """Fields every online fine-tuning algorithm has (paper section 4.2)."""
+
+    steps: int = 200_000
+    """Online env steps, one update each."""
+    warmup_steps: int = 5_000
+    """On-policy warm-start transitions collected before the first update."""
+    batch_size: int = 1024
+    dataset_fraction: float = 0.5
+    """Share of each batch drawn from the offline dataset; the rest from online replay."""
+    updates_per_step: int = 1
+    gamma: float = 0.99
+    tau: float = 0.005
+    actor_lr: float = 1e-4
+    critic_lr: float = 3e-4
+    target_reduction: Reduction = "min"
+    eval_every: int = 5_000
+
+
+def config_to_dict(cfg: Any) -> dict[str, Any]:
+    out = dataclasses.asdict(cfg)
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in out.items()}

@@ -1,0 +1,93 @@
+"""The one evaluation loop: batched policy calls over a gymnasium vector env.
+
+Each of ``episodes`` episodes runs in its own sub-env (at most ``max_envs`` at a time), seeded
+``seed + i``, so an evaluation is reproducible and independent of how episodes are batched. The
+policy is called once per step for all sub-envs together.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from smacrl.envs import env_factory
+from smacrl.nets.actor_critic import ActorCritic
+
+
+@dataclasses.dataclass
+class EvalResult:
+    returns: np.ndarray
+    lengths: np.ndarray
+    successes: np.ndarray
+    """Per-episode success (info 'success'/'is_success' ever true); all False where the env has none."""
+
+    @property
+    def return_mean(self) -> float:
+        return float(self.returns.mean())
+
+    @property
+    def return_std(self) -> float:
+        return float(self.returns.std())
+
+    def metrics(self, prefix: str = "eval") -> dict[str, float]:
+        return {
+            f"{prefix}/return_mean": self.return_mean,
+            f"{prefix}/return_std": self.return_std,
+            f"{prefix}/length_mean": float(self.lengths.mean()),
+            f"{prefix}/success_rate": float(self.successes.mean()),
+        }
+
+
+@torch.no_grad()
+def evaluate(
+    ac: ActorCritic,
+    env_id: str | None = None,
+    episodes: int = 10,
+    seed: int = 0,
+    *,
+    make_env: Callable[[], gym.Env] | None = None,
+    deterministic: bool = True,
+    max_envs: int = 16,
+    on_episode: Callable[[int], None] | None = None,
+) -> EvalResult:
+    """Roll out ``ac`` for ``episodes`` episodes and return per-episode returns and lengths."""
+    if make_env is None:
+        if env_id is None:
+            raise ValueError("evaluate needs env_id or make_env")
+        make_env = env_factory(env_id)
+    device = next(ac.parameters()).device
+    returns, lengths, successes = [], [], []
+    for start in range(0, episodes, max_envs):
+        n = min(max_envs, episodes - start)
+        venv = gym.vector.SyncVectorEnv([make_env for _ in range(n)])
+        try:
+            obs, _ = venv.reset(seed=[seed + start + i for i in range(n)])
+            ret = np.zeros(n)
+            length = np.zeros(n, dtype=np.int64)
+            success = np.zeros(n, dtype=bool)
+            done = np.zeros(n, dtype=bool)
+            while not done.all():
+                x = torch.as_tensor(obs, dtype=torch.float32, device=device).reshape(n, -1)
+                a = ac.to_env_action(ac.act(x, deterministic=deterministic))
+                obs, r, term, trunc, info = venv.step(a.cpu().numpy().astype(venv.single_action_space.dtype))
+                live = ~done
+                ret[live] += r[live]
+                length[live] += 1
+                for key in ("success", "is_success"):
+                    if key in info:
+                        success[live] |= np.asarray(info[key], dtype=bool)[live]
+                newly = live & (term | trunc)
+                if on_episode is not None:
+                    for _ in range(int(newly.sum())):
+                        on_episode(1)
+                done |= newly
+        finally:
+            venv.close()
+        returns.append(ret)
+        lengths.append(length)
+        successes.append(success)
+    return EvalResult(np.concatenate(returns), np.concatenate(lengths), np.concatenate(successes))

@@ -1,0 +1,132 @@
+"""The one logger: namespaced metrics to JSONL, optional TensorBoard / wandb, and a progress bar.
+
+Training loops call :meth:`MetricLogger.log` every step with tensors or floats. Nothing is
+converted to Python numbers (a host sync on GPU) until :meth:`MetricLogger.flush`, which the loop
+calls every ``log_every`` steps: one ``torch.stack(...).tolist()`` per flush, however many metrics.
+
+Keys are namespaced ``<phase>/<name>``: ``offline/...``, ``online/...``, ``eval/...``, ``score/...``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+NAMESPACES = ("offline", "online", "eval", "score", "data", "time")
+
+
+class MetricLogger:
+    def __init__(
+        self,
+        run_dir: str | os.PathLike | None,
+        *,
+        tensorboard: bool = False,
+        wandb: bool = False,
+        wandb_config: Mapping[str, Any] | None = None,
+        filename: str = "metrics.jsonl",
+    ):
+        self.path = Path(run_dir) / filename if run_dir is not None else None
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._pending: list[tuple[int, dict[str, Any]]] = []
+        self.latest: dict[str, float] = {}
+        self._tb = None
+        self._wandb = None
+        if tensorboard and run_dir is not None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError as e:
+                raise ImportError(
+                    "--tensorboard needs the tensorboard package: pip install 'smacrl[tensorboard]'"
+                ) from e
+            self._tb = SummaryWriter(str(Path(run_dir) / "tb"))
+        if wandb:
+            try:
+                import wandb as _wandb
+            except ImportError as e:
+                raise ImportError("--wandb needs the wandb package: pip install wandb") from e
+            self._wandb = _wandb.init(config=dict(wandb_config or {}), dir=str(run_dir) if run_dir else None)
+
+    def log(self, step: int, metrics: Mapping[str, float | int | torch.Tensor]) -> None:
+        for key in metrics:
+            if key.split("/", 1)[0] not in NAMESPACES or "/" not in key:
+                raise ValueError(f"metric key '{key}' must be namespaced as one of {NAMESPACES} + '/name'")
+        self._pending.append((int(step), {k: _detach(v) for k, v in metrics.items()}))
+
+    def flush(self) -> dict[str, float]:
+        """Convert pending metrics to floats (one host sync), write them, and return the latest values."""
+        if not self._pending:
+            return self.latest
+        tensors = [v for _, m in self._pending for v in m.values() if isinstance(v, torch.Tensor)]
+        values = iter(torch.stack([t.float().reshape(()) for t in tensors]).tolist()) if tensors else iter(())
+        rows = []
+        for step, m in self._pending:
+            row: dict[str, Any] = {"step": step}
+            for k, v in m.items():
+                row[k] = next(values) if isinstance(v, torch.Tensor) else float(v)
+            rows.append(row)
+        self._pending.clear()
+        if self.path is not None:
+            with open(self.path, "a", encoding="utf-8") as f:
+                for row in rows:
+                    f.write(json.dumps({k: _finite(v) for k, v in row.items()}) + "\n")
+        for row in rows:
+            step = row["step"]
+            if self._tb is not None:
+                for k, v in row.items():
+                    if k != "step":
+                        self._tb.add_scalar(k, v, step)
+            if self._wandb is not None:
+                self._wandb.log({k: v for k, v in row.items() if k != "step"}, step=step)
+            self.latest.update({k: v for k, v in row.items() if k != "step"})
+        return self.latest
+
+    def close(self) -> None:
+        self.flush()
+        if self._tb is not None:
+            self._tb.close()
+        if self._wandb is not None:
+            self._wandb.finish()
+
+    def __enter__(self) -> MetricLogger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _detach(v: Any) -> Any:
+    return v.detach() if isinstance(v, torch.Tensor) else v
+
+
+def _finite(v: Any) -> Any:
+    # JSON has no NaN/Inf; keep the line valid and the fact visible.
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)
+    return v
+
+
+def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Rows of a metrics.jsonl file (a run directory is accepted too)."""
+    p = Path(path)
+    if p.is_dir():
+        p = p / "metrics.jsonl"
+    with open(p, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def progress(total: int, desc: str, enabled: bool = True, initial: int = 0) -> tqdm:
+    """A progress bar (tqdm) that writes to stderr and vanishes when disabled."""
+    return tqdm(total=total, desc=desc, disable=not enabled, initial=initial, dynamic_ncols=True, leave=True)
+
+
+def postfix(latest: Mapping[str, float], keys: Iterable[str]) -> dict[str, str]:
+    """Short ``name=value`` pairs of the metrics present in ``latest`` for a progress bar."""
+    return {k.rsplit("/", 1)[-1]: f"{latest[k]:.4g}" for k in keys if k in latest}
