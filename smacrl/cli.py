@@ -26,8 +26,8 @@ def _config_from_cli(algo: str, preset: str, rest: list[str], prog: str, offline
     return parse_overrides(cfg, rest, prog=prog)
 
 
-def _wants_help(rest: Sequence[str]) -> bool:
-    return any(a in ("-h", "--help") for a in rest)
+def _wants_help(args: argparse.Namespace, rest: Sequence[str]) -> bool:
+    return bool(getattr(args, "help", False)) or any(a in ("-h", "--help") for a in rest)
 
 
 def _print_help_with_config(parser: argparse.ArgumentParser, algo: str, preset: str, prog: str) -> int:
@@ -53,7 +53,7 @@ def cmd_config(args: argparse.Namespace, rest: list[str]) -> int:
     """Print a fully resolved config as JSON."""
     from smacrl.configs import config_to_dict
 
-    if _wants_help(rest):
+    if _wants_help(args, rest):
         return _print_help_with_config(args.parser, args.algo, args.preset, "smacrl config")
     cfg = _config_from_cli(args.algo, args.preset, rest, "smacrl config", args.offline_algo)
     print(json.dumps({"algo": args.algo, "preset": args.preset, "config": config_to_dict(cfg)}, indent=2))
@@ -70,8 +70,10 @@ def cmd_init(args: argparse.Namespace, rest: list[str]) -> int:
     from smacrl.run import RunDir, default_run_name
     from smacrl.runtime import resolve_device, seed_everything
 
-    if _wants_help(rest):
+    if _wants_help(args, rest):
         return _print_help_with_config(args.parser, args.algo, args.preset, "smacrl init")
+    if not args.env:
+        args.parser.error("the following arguments are required: --env")
     cfg = _config_from_cli(args.algo, args.preset, rest, "smacrl init")
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
@@ -163,6 +165,8 @@ def add_command(
     arguments argparse did not recognise (config overrides, for commands that take them)."""
     p = subparsers.add_parser(name, help=help_, description=help_, add_help=add_help)
     p.set_defaults(handler=handler, parser=p)
+    if not add_help:  # the handler prints argparse's help and then the config's (tyro) help
+        p.add_argument("-h", "--help", action="store_true", help="show this help message and exit")
     return p
 
 
@@ -192,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     p = add("init", cmd_init, "write an untrained actor-critic checkpoint for an env", add_help=False)
-    p.add_argument("--env", required=True, help="gymnasium env id, e.g. Pendulum-v1")
+    p.add_argument("--env", help="gymnasium env id, e.g. Pendulum-v1 (required)")
     p.add_argument("--algo", default="smac", choices=OFFLINE_ALGOS, help="whose network shapes to use")
     p.add_argument("--preset", default="cpu", choices=PRESET_NAMES)
 

@@ -1,0 +1,43 @@
+# The README's two commands:
+#   make demo   create .venv, install smacrl, run the main job on the embedded default
+#   make test   create or reuse .venv, install the test extras, run ruff and pytest
+#
+# torch is installed first and only if the venv has none, so an existing CUDA or CPU build is
+# kept. TORCH_SPEC picks the build: the default is the CPU wheel this project's machines carry.
+
+PYTHON ?= python3
+VENV ?= .venv
+TORCH_SPEC ?= torch==2.13.0
+PYTEST_ARGS ?=
+BIN := $(VENV)/bin
+
+.PHONY: install install-test demo test lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.torch: | $(BIN)/python
+	@$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q "$(TORCH_SPEC)"
+	@touch $@
+
+install: $(VENV)/.torch
+	$(BIN)/pip install -q -e .
+
+install-test: $(VENV)/.torch
+	$(BIN)/pip install -q -e ".[test]"
+
+demo: install
+	$(BIN)/smacrl init --env Pendulum-v1 --preset cpu --seed 0 --out runs/demo
+	$(BIN)/smacrl eval --checkpoint runs/demo --episodes 10 --seed 0 --out runs/demo
+
+lint: install-test
+	$(BIN)/python -m ruff check .
+	$(BIN)/python -m ruff format --check .
+
+# pytest's own exit status is kept in $(VENV)/pytest-rc for .ci/run (5 = no tests collected).
+test: lint
+	@rm -f $(VENV)/pytest-rc
+	@$(BIN)/python -m pytest $(PYTEST_ARGS); rc=$$?; echo $$rc > $(VENV)/pytest-rc; exit $$rc
+
+clean:
+	rm -rf $(VENV) runs build *.egg-info

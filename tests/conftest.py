@@ -1,0 +1,22 @@
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture
+def small_spec():
+    from smacrl.nets import ActorCriticSpec
+
+    return ActorCriticSpec(
+        obs_dim=3,
+        act_dim=2,
+        action_low=(-2.0, -1.0),
+        action_high=(2.0, 1.0),
+        actor_hidden=(16, 16),
+        critic_hidden=(16, 16),
+        ensemble_size=4,
+    )
