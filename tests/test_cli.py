@@ -2,8 +2,6 @@ import json
 import subprocess
 import sys
 
-import pytest
-
 from smacrl.cli import build_parser, main
 from smacrl.logger import read_metrics
 
@@ -29,8 +27,25 @@ def test_every_listed_command_has_working_help(capsys):
 def _init_eval(tmp_path, name, seed):
     out = tmp_path / name
     assert main(["init", "--env", "Pendulum-v1", "--preset", "cpu", "--out", str(out), "--seed", str(seed)]) == 0
-    assert main(["eval", "--checkpoint", str(out), "--episodes", "3", "--seed", str(seed), "--out", str(out),
-                 "--no-progress", "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--checkpoint",
+                str(out),
+                "--episodes",
+                "3",
+                "--seed",
+                str(seed),
+                "--out",
+                str(out),
+                "--no-progress",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     return out
 
 

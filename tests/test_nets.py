@@ -101,7 +101,7 @@ def test_tanh_log_prob_matches_torch_distributions(std_transform):
     mean, std = actor(obs)
     ref = TransformedDistribution(Normal(mean, std), [TanhTransform(cache_size=1)])
     u = torch.atanh(a.clamp(-1 + 1e-6, 1 - 1e-6))
-    ref_logp = Normal(mean, std).log_prob(u).sum(-1) - torch.log1p(-torch.tanh(u) ** 2).sum(-1)
+    ref_logp = Normal(mean, std).log_prob(u).sum(-1) - torch.log1p(-(torch.tanh(u) ** 2)).sum(-1)
     torch.testing.assert_close(logp, ref_logp, rtol=1e-4, atol=1e-3)
     # log_prob of given actions agrees with the sampling path
     torch.testing.assert_close(actor.log_prob(obs, a), logp, rtol=1e-3, atol=1e-2)
