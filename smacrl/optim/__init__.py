@@ -1,0 +1,6 @@
+"""Optimizers: Muon for hidden weight matrices (2D and ensemble 3D), AdamW for the rest."""
+
+from smacrl.optim.groups import OptimizerSet, build_optimizer, split_params
+from smacrl.optim.muon import EnsembleMuon, newton_schulz
+
+__all__ = ["EnsembleMuon", "OptimizerSet", "build_optimizer", "newton_schulz", "split_params"]
