@@ -168,3 +168,12 @@ def test_failed_write_keeps_existing_file(tmp_path, small_spec, monkeypatch):
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.safetensors"]  # no temp file left
     assert load_checkpoint(path).step == 1
+
+
+def test_written_file_has_the_usual_mode(tmp_path, small_spec):
+    old = os.umask(0o022)
+    try:
+        path = save_checkpoint(tmp_path / "c.safetensors", ActorCritic(small_spec), algo="smac", step=0)
+    finally:
+        os.umask(old)
+    assert os.stat(path).st_mode & 0o777 == 0o644
