@@ -155,7 +155,7 @@ def cmd_ckpt_info(args: argparse.Namespace, rest: list[str]) -> int:
 
 # ----------------------------------------------------------------------------- parser
 # Modules that add subcommands: each defines ``register(subparsers)`` and calls :func:`add_command`.
-COMMAND_MODULES: tuple[str, ...] = ("smacrl.data.cli",)
+COMMAND_MODULES: tuple[str, ...] = ("smacrl.data.cli", "smacrl.score.cli")
 
 
 def add_command(

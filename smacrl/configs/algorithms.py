@@ -88,7 +88,9 @@ class CQLConfig(OfflineConfig):
     cql_temperature: float = 1.0
     calibrated: bool = False
     """Cal-QL: bound the pushed-down Q by the Monte-Carlo return V^MC(s)."""
-    target_entropy_scale: float = -10.0
+    target_entropy_scale: float = -1.0
+    """Offline SAC target entropy = scale * |A|: -|A| as in CQL and Cal-QL. Table 9's -10 |A| is the
+    online SAC's (ONLINE_FROM_OFFLINE)."""
     temperature_lr: float = 3e-4
     init_temperature: float = 1.0
     target_reduction: Reduction = "min"
@@ -135,6 +137,5 @@ class AWRConfig(OnlineConfig):
     temperature: float = 0.4
     """Advantage weights are exp(A / temperature), clipped at max_weight."""
     max_weight: float = 100.0
-    target_entropy_scale: float = -10.0
-    temperature_lr: float = 3e-4
-    init_temperature: float = 1.0
+    value_samples: int = 4
+    """Policy samples per state for V(s) = E_pi[Q(s, a)] in the advantage."""

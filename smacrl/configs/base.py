@@ -90,7 +90,11 @@ class OnlineConfig(RunOptions):
     actor_lr: float = 1e-4
     critic_lr: float = 3e-4
     target_reduction: Reduction = "min"
+    optimizer: Literal["muon", "adam"] = "adam"
     eval_every: int = 5_000
+    eval_after_first: int = 1_000
+    """Online updates after which the second evaluation runs: J(pi_1), right after the switch."""
+    checkpoint_every: int = 20_000
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:

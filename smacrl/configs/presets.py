@@ -76,7 +76,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     },
 }
 
-_ONLINE_CPU = dict(**_CPU_RUN, steps=5_000, warmup_steps=1_000, batch_size=256)
+_ONLINE_CPU = dict(**_CPU_RUN, steps=5_000, warmup_steps=1_000, batch_size=256, eval_after_first=250)
 for _algo in ("sac", "td3", "td3bc_online", "awr"):
     PRESETS[_algo] = {"locomotion": {}, "adroit": {}, "kitchen": {}, "cpu": dict(_ONLINE_CPU)}
 # Cal-QL and CQL share one config class (``calibrated`` switches) and so one preset table.

@@ -113,6 +113,41 @@ class ReplayBuffer:
     def sample(self, batch_size: int) -> Batch:
         return self.gather(self.sample_indices(batch_size))
 
+    # -- persistence (for resumable online runs) -------------------------------------------------
+    def save(self, path) -> None:
+        """Write the filled rows and the ring position to a safetensors file, atomically."""
+        from safetensors.torch import save
+
+        from smacrl.io import atomic_write_bytes
+
+        tensors = {name: buf[: self.size].contiguous().cpu() for name, buf in self.storage.items()}
+        meta = {"size": str(self.size), "pos": str(self.pos), "capacity": str(self.capacity)}
+        atomic_write_bytes(path, save(tensors, metadata=meta))
+
+    def load(self, path) -> None:
+        """Restore rows saved by :meth:`save` (same fields and widths; capacity may differ if large enough)."""
+        from safetensors import safe_open
+
+        from smacrl.errors import CheckpointError
+
+        try:
+            with safe_open(str(path), framework="pt") as f:
+                meta = f.metadata() or {}
+                tensors = {k: f.get_tensor(k) for k in f.keys()}
+        except Exception as e:
+            raise CheckpointError(path, "replay", f"cannot be read ({e})") from e
+        if set(tensors) != set(self.storage):
+            raise CheckpointError(path, "replay", f"fields {sorted(tensors)} differ from {sorted(self.storage)}")
+        size = int(meta.get("size", 0))
+        if size > self.capacity:
+            raise CheckpointError(path, "replay.size", f"{size} rows exceed the buffer's capacity {self.capacity}")
+        for name, buf in self.storage.items():
+            if tensors[name].shape[1:] != buf.shape[1:] or len(tensors[name]) != size:
+                raise CheckpointError(path, f"replay.{name}", f"has shape {tuple(tensors[name].shape)}")
+            buf[:size] = tensors[name].to(buf.device)
+        self.size = size
+        self.pos = int(meta.get("pos", size)) % self.capacity if int(meta.get("capacity", 0)) == self.capacity else size
+
 
 class DatasetBuffer(ReplayBuffer):
     """The offline dataset, copied once to the device; full from the start."""

@@ -91,3 +91,17 @@ def evaluate(
         lengths.append(length)
         successes.append(success)
     return EvalResult(np.concatenate(returns), np.concatenate(lengths), np.concatenate(successes))
+
+
+def eval_metrics(ac: ActorCritic, task: str | None, episodes: int, seed: int) -> dict[str, float]:
+    """Deterministic-policy evaluation on a task or gym id: ``eval/return_mean`` etc., plus
+    ``eval/normalized_return`` (D4RL's reference scores) where the task registry has references."""
+    if task is None or episodes <= 0:
+        return {}
+    from smacrl.data.tasks import TASKS, env_factory
+
+    result = evaluate(ac, make_env=env_factory(task), episodes=episodes, seed=seed)
+    metrics = result.metrics("eval")
+    if task in TASKS and TASKS[task].has_reference:
+        metrics["eval/normalized_return"] = float(TASKS[task].normalize_return(result.return_mean))
+    return metrics

@@ -1,0 +1,1 @@
+"""Offline pre-training algorithms; each produces the common actor-critic checkpoint."""

@@ -1,0 +1,170 @@
+"""SMAC: Score-Matched Actor-Critic, the offline phase (paper section 6, appendix K, Algorithm 1).
+
+SMAC is SAC with one extra critic regularizer. With ``psi_D(s, a) = grad_a log pi_D(a | s, w=1)``
+the dataset's action score (from the RvS diffusion model, :mod:`smacrl.score`)::
+
+    L_SMAC(theta, psi) = L_AC(theta) + kappa * L_SM(theta, psi)
+    L_SM(theta, psi)   = E_{s ~ D, a ~ B(A)} sum_e || grad_a Q_theta_e(s, a) - alpha_psi(s) psi_D(s, a) ||^2
+
+- ``L_AC`` is SAC's TD loss against the soft target
+  ``r + gamma (1 - d) [reduce_e Q_target(s', a') - alpha_ent log pi(a'|s')]``. The ensemble
+  reduction of the target is ``cfg.target_reduction``: ``min`` over all members (default, as in
+  SAC-N), ``mean``, or ``redq`` (min over a random pair). The actor maximizes the min (``min``) or the
+  mean (otherwise) of the ensemble.
+- ``B(A)``: half the states get an action sampled from the current policy, the other half an action
+  uniform over the action box ``[-1, 1]^|A|``. Every ensemble member is regularized.
+- ``grad_a Q`` is taken with ``create_graph=True`` so ``L_SM`` trains theta (a double backward).
+- ``alpha_psi(s) = softplus(MLP(s)) > 0``. The score convention of :mod:`smacrl.score` is
+  ``score = -eps_hat / sigma_k`` (pointing toward the data), so a positive ``alpha`` makes
+  ``grad_a Q`` point toward the data too: out-of-data actions are valued less, in proportion to how
+  far out they are.
+- Policy and temperature: SAC's, ``E[alpha_ent log pi(a|s) - Q(s,a)]`` with ``alpha_ent`` tuned toward
+  the target entropy ``cfg.target_entropy_scale * |A|`` (table 7: ``-10 |A|``).
+- Optimizers: Muon on hidden weight matrices of the critic, alpha net and policy; AdamW on the rest
+  (:mod:`smacrl.optim`); ``cfg.optimizer = "adam"`` is the appendix I ablation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from smacrl.configs import SMACConfig
+from smacrl.losses import Temperature, ensemble_td_loss, sac_actor_loss, soft_td_target, temperature_loss
+from smacrl.nets.actor_critic import ActorCritic
+from smacrl.nets.mlp import MLP
+from smacrl.optim import build_optimizer
+
+ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+"""``score_fn(raw_obs [B, obs], actions [B, A]) -> grad_a log pi_D(a|s, w) [B, A]``, no gradient."""
+
+
+class AlphaNet(nn.Module):
+    """``alpha_psi(s) = softplus(MLP(s))``: the state-dependent scale between ``grad_a Q`` and the score."""
+
+    def __init__(self, obs_dim: int, hidden: tuple[int, ...], activation: str = "relu"):
+        super().__init__()
+        self.net = MLP(obs_dim, hidden, 1, activation)
+
+    def forward(self, obs_n: torch.Tensor) -> torch.Tensor:
+        return F.softplus(self.net(obs_n)).squeeze(-1)
+
+
+def score_matching_actions(ac: ActorCritic, obs_n: torch.Tensor) -> torch.Tensor:
+    """Actions from B(A): policy samples for the first half of the batch, uniform for the rest."""
+    n_pi = obs_n.shape[0] // 2
+    with torch.no_grad():
+        a_pi, _ = ac.actor.sample(obs_n[:n_pi])
+        a_pi = a_pi.clamp(-1.0, 1.0)
+    a_unif = torch.rand(obs_n.shape[0] - n_pi, a_pi.shape[-1], device=obs_n.device, dtype=obs_n.dtype) * 2 - 1
+    return torch.cat([a_pi, a_unif])
+
+
+def action_gradient(critic: nn.Module, obs_n: torch.Tensor, actions: torch.Tensor, ensemble_size: int):
+    """``(grad_a Q_e(s, a) [E, B, A], Q [E, B])``, differentiable w.r.t. the critic (create_graph)."""
+    a = actions.detach().unsqueeze(0).expand(ensemble_size, -1, -1).clone().requires_grad_(True)
+    q = critic(obs_n, a)
+    (grad,) = torch.autograd.grad(q.sum(), a, create_graph=True)
+    return grad, q
+
+
+def score_matching_loss(grad_q: torch.Tensor, alpha: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
+    """``L_SM = sum_e mean_b || grad_a Q_e - alpha(s_b) score_b ||^2`` for ``grad_q [E,B,A]``,
+    ``alpha [B]``, ``score [B, A]``."""
+    residual = grad_q - alpha[None, :, None] * score.detach()[None]
+    return residual.square().sum(-1).mean(-1).sum()
+
+
+def mean_cosine(grad_q: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
+    """Mean cosine between each member's ``grad_a Q`` and the score (the appendix F identity, as a number)."""
+    return F.cosine_similarity(grad_q, score.unsqueeze(0).expand_as(grad_q), dim=-1).mean()
+
+
+class SMAC:
+    """One SMAC learner. ``update(batch)`` does one step of Algorithm 1 and returns metric tensors."""
+
+    name = "smac"
+
+    def __init__(self, ac: ActorCritic, cfg: SMACConfig, score_fn: ScoreFn):
+        self.ac, self.cfg, self.score_fn = ac, cfg, score_fn
+        device = next(ac.parameters()).device
+        self.alpha_net = AlphaNet(ac.spec.obs_dim, tuple(cfg.alpha_hidden), cfg.alpha_activation).to(device)
+        self.temperature = Temperature(cfg.init_temperature).to(device)
+        self.target_entropy = cfg.target_entropy_scale * ac.spec.act_dim
+        self.critic_opt = build_optimizer(ac.critic, cfg.critic_lr, cfg.optimizer)
+        self.alpha_opt = build_optimizer(self.alpha_net, cfg.alpha_lr, cfg.optimizer)
+        self.actor_opt = build_optimizer(ac.actor, cfg.actor_lr, cfg.optimizer)
+        self.temp_opt = torch.optim.Adam(self.temperature.parameters(), lr=cfg.temperature_lr)
+
+    # -- checkpoint contents -------------------------------------------------------------------
+    def extras(self) -> dict[str, nn.Module]:
+        return {"alpha_net": self.alpha_net, "temperature": self.temperature}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {
+            **self.critic_opt.named("critic"),
+            **self.alpha_opt.named("alpha"),
+            **self.actor_opt.named("actor"),
+            "temperature": self.temp_opt,
+        }
+
+    # -- one step ------------------------------------------------------------------------------
+    def update(self, batch: dict[str, torch.Tensor], diagnostics: bool = False) -> dict[str, torch.Tensor]:
+        ac, cfg = self.ac, self.cfg
+        obs_n, next_n = ac.obs_norm(batch["obs"]), ac.obs_norm(batch["next_obs"])
+        temp = self.temperature().detach()
+
+        # critic and alpha_psi: L_AC + kappa * L_SM
+        target = soft_td_target(ac, next_n, batch["rewards"], batch["terminals"], temp, cfg.gamma, cfg.target_reduction)
+        q_data = ac.critic(obs_n, batch["actions"])
+        l_ac = ensemble_td_loss(q_data, target)
+        a_sm = score_matching_actions(ac, obs_n)
+        score = self.score_fn(batch["obs"], a_sm)
+        grad_q, _ = action_gradient(ac.critic, obs_n, a_sm, ac.spec.ensemble_size)
+        alpha = self.alpha_net(obs_n)
+        l_sm = score_matching_loss(grad_q, alpha, score)
+        self.critic_opt.zero_grad()
+        self.alpha_opt.zero_grad()
+        (l_ac + cfg.kappa * l_sm).backward()
+        self.critic_opt.step()
+        self.alpha_opt.step()
+
+        # policy and temperature: SAC's
+        actor_loss, logp = sac_actor_loss(ac, obs_n, temp, cfg.target_reduction)
+        self.actor_opt.zero_grad()
+        actor_loss.backward()
+        self.actor_opt.step()
+        t_loss = temperature_loss(self.temperature, logp, self.target_entropy)
+        self.temp_opt.zero_grad()
+        t_loss.backward()
+        self.temp_opt.step()
+        ac.update_target(cfg.tau)
+
+        n_pi = a_sm.shape[0] // 2
+        metrics = {
+            "loss_ac": l_ac.detach(),
+            "loss_sm": l_sm.detach(),
+            "loss_actor": actor_loss.detach(),
+            "q_mean": q_data.detach().mean(),
+            "alpha_mean": alpha.detach().mean(),
+            "alpha_std": alpha.detach().std(),
+            "entropy": -logp.detach().mean(),
+            "temperature": temp,
+            "cos_policy": mean_cosine(grad_q.detach()[:, :n_pi], score[:n_pi]),
+            "cos_uniform": mean_cosine(grad_q.detach()[:, n_pi:], score[n_pi:]),
+        }
+        if diagnostics:
+            metrics["cos_data"] = self.data_cosine(batch)
+        return metrics
+
+    def data_cosine(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Cosine between ``grad_a Q`` and the score on the dataset's own actions."""
+        obs_n = self.ac.obs_norm(batch["obs"])
+        with torch.enable_grad():
+            a = batch["actions"].detach().unsqueeze(0).expand(self.ac.spec.ensemble_size, -1, -1).clone()
+            a.requires_grad_(True)
+            (grad,) = torch.autograd.grad(self.ac.critic(obs_n, a).sum(), a)
+        return mean_cosine(grad, self.score_fn(batch["obs"], batch["actions"]))

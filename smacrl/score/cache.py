@@ -1,0 +1,72 @@
+"""Reuse a trained score model for a dataset, matched by the dataset's content hash.
+
+``ensure_score_model`` looks in ``$SMACRL_CACHE/score/<sha256[:16]>-<preset>-<rvs|norvs>/`` (default
+``~/.cache/smacrl``); if a checkpoint there was trained on exactly this dataset (same SHA-256) it is
+loaded, otherwise the model is trained and written there. A pipeline can therefore call it freely.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from smacrl.configs import make_config
+from smacrl.score.checkpoint import load_score_model, read_score_metadata
+from smacrl.score.model import ScoreModel
+from smacrl.score.train import CHECKPOINT_NAME, train_score_model
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("SMACRL_CACHE", Path.home() / ".cache" / "smacrl"))
+
+
+def score_cache_dir(dataset_sha256: str, preset: str, rvs: bool) -> Path:
+    return cache_root() / "score" / f"{dataset_sha256[:16]}-{preset}-{'rvs' if rvs else 'norvs'}"
+
+
+def ensure_score_model(
+    dataset,
+    preset: str,
+    *,
+    rvs: bool = True,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    progress: bool = True,
+    steps: int | None = None,
+) -> tuple[ScoreModel, Path]:
+    """The score model of ``dataset`` (a :class:`smacrl.data.Dataset`): cached, or trained now."""
+    folder = score_cache_dir(dataset.sha256, preset, rvs)
+    path = folder / CHECKPOINT_NAME
+    overrides = {"rvs": rvs, "seed": seed, "progress": progress}
+    if steps is not None:
+        overrides["steps"] = steps
+    cfg = make_config("score", preset, **overrides)
+    if path.exists():
+        meta = read_score_metadata(path)
+        if (
+            meta.get("dataset_sha256") == dataset.sha256
+            and bool(meta.get("rvs")) == rvs
+            and int(meta.get("step", -1)) >= cfg.steps
+        ):
+            model = load_score_model(
+                path, device=device, obs_dim=dataset.obs_dim, act_dim=dataset.act_dim, dataset_sha256=dataset.sha256
+            )
+            return model, path
+    generator = torch.Generator(device=torch.device(device)).manual_seed(seed)
+    result = train_score_model(
+        dataset.observations,
+        dataset.actions,
+        dataset.w if rvs else None,
+        cfg,
+        device=device,
+        out_dir=folder,
+        dataset_sha256=dataset.sha256,
+        obs_mean=torch.as_tensor(dataset.obs_mean),
+        obs_std=torch.as_tensor(dataset.obs_std),
+        progress=progress,
+        generator=generator,
+        info={"dataset": dataset.source, "task": dataset.task},
+    )
+    return result.model, path
