@@ -155,7 +155,14 @@ def cmd_ckpt_info(args: argparse.Namespace, rest: list[str]) -> int:
 
 # ----------------------------------------------------------------------------- parser
 # Modules that add subcommands: each defines ``register(subparsers)`` and calls :func:`add_command`.
-COMMAND_MODULES: tuple[str, ...] = ("smacrl.data.cli", "smacrl.score.cli")
+COMMAND_MODULES: tuple[str, ...] = (
+    "smacrl.data.cli",
+    "smacrl.score.cli",
+    "smacrl.offline.cli",
+    "smacrl.online.cli",
+    "smacrl.eval.cli",
+    "smacrl.pipeline",
+)
 
 
 def add_command(

@@ -57,6 +57,17 @@ class RunDir:
         except json.JSONDecodeError as e:
             raise ConfigError(self.config_path, "json", f"invalid ({e.msg})") from e
 
+    def truncate_metrics(self, after_step: int) -> None:
+        """Drop metric rows logged after ``after_step`` (a resumed run re-logs them), atomically."""
+        if not self.metrics_path.exists():
+            return
+        kept = [
+            line
+            for line in self.metrics_path.read_text().splitlines()
+            if line.strip() and json.loads(line).get("step", 0) <= after_step
+        ]
+        atomic_write_text(self.metrics_path, "".join(line + "\n" for line in kept))
+
     # -- checkpoints -------------------------------------------------------------------------
     def checkpoint_path(self, step: int, final: bool = False) -> Path:
         return self.ckpt_dir / ("final.safetensors" if final else f"step_{int(step):09d}.safetensors")

@@ -86,6 +86,8 @@ def pretrain(
     ac = build_actor_critic(cfg, dataset, device)
     learner = learner_factory(ac, cfg, dataset)
     start = _resume(run, learner, dataset) if resume else 0
+    if start:
+        run.truncate_metrics(start)
     final = run.checkpoint_path(cfg.steps, final=True)
     if start >= cfg.steps and final.exists():
         return final

@@ -1,0 +1,246 @@
+"""The offline-to-online protocol (paper sections 3 and 4.2).
+
+1. Load a common actor-critic checkpoint (any offline algorithm) and check it fits the task's env.
+2. Evaluate it: J(pi_0), logged at online step 0.
+3. Warm start: collect ``cfg.warmup_steps`` transitions with the loaded policy into the online
+   buffer, without updates (5,000 in the paper).
+4. Train for ``cfg.steps`` env steps, ``cfg.updates_per_step`` updates each, every batch drawn
+   ``cfg.dataset_fraction`` from the offline dataset and the rest from online replay (50/50).
+5. Evaluate right after the first ``cfg.eval_after_first`` updates (J(pi_1)), then every
+   ``cfg.eval_every`` updates, and at the end.
+
+A terminal (``terminated``) stops bootstrapping; a timeout (``truncated``) is not a terminal: the
+transition is stored with ``terminal = 0`` and the episode restarts. Metric steps are online updates
+(0 = the checkpoint as loaded). Checkpoints carry the learner's extras and optimizer states; the
+online replay is saved beside them (``checkpoints/replay.safetensors``) so a killed run resumes from
+its last checkpoint (a new training episode starts on resume).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from smacrl.checkpoint import Checkpoint, load_checkpoint
+from smacrl.configs import config_to_dict
+from smacrl.data.dataset import Dataset
+from smacrl.data.replay import DatasetBuffer, MixedSampler, ReplayBuffer
+from smacrl.data.tasks import make_env
+from smacrl.errors import CheckpointError
+from smacrl.eval.rollout import eval_metrics
+from smacrl.logger import MetricLogger, postfix, progress
+from smacrl.losses import Temperature
+from smacrl.nets.actor_critic import ActorCritic
+from smacrl.run import RunDir, resolve_checkpoint
+from smacrl.runtime import resolve_device, seed_everything
+
+REPLAY_FILE = "replay.safetensors"
+
+
+def make_online_learner(algo: str, ac: ActorCritic, cfg: Any, ckpt: Checkpoint | None = None):
+    """The online learner ``algo`` around ``ac``; SAC keeps the checkpoint's temperature if it has one."""
+    if algo == "sac":
+        from smacrl.online.sac import SAC
+
+        temp = None
+        if ckpt is not None and "temperature" in ckpt.extras:
+            temp = Temperature()
+            temp.load_state_dict(ckpt.extras["temperature"])
+        return SAC(ac, cfg, temperature=temp)
+    if algo == "td3":
+        from smacrl.online.td3 import TD3
+
+        return TD3(ac, cfg)
+    if algo == "td3bc_online":
+        from smacrl.online.td3bc import TD3BC
+
+        return TD3BC(ac, cfg)
+    if algo == "awr":
+        from smacrl.online.awr import AWR
+
+        return AWR(ac, cfg)
+    raise ValueError(f"unknown online algorithm '{algo}'")
+
+
+def online_loop(
+    learner: Any,
+    cfg: Any,
+    task: str,
+    *,
+    run: RunDir | None = None,
+    dataset: Dataset | None = None,
+    algo: str = "sac",
+    random_warmup: bool = False,
+    stop_when: Callable[[dict[str, float]], bool] | None = None,
+    resume: bool = True,
+    ckpt_info: dict[str, Any] | None = None,
+    bar: Any = None,
+) -> tuple[Path | None, ReplayBuffer, dict[str, Any]]:
+    """Run warm start + online training. Returns (final checkpoint or None, online buffer, summary).
+
+    ``random_warmup`` collects the warm-start transitions with uniform random actions (training from
+    scratch) instead of the loaded policy. ``stop_when(eval_metrics)`` ends training early after an
+    evaluation (the medium-replay dataset protocol uses it). ``bar`` replaces the loop's own progress
+    bar (it is updated by env steps, not closed). The online buffer also stores ``timeouts``.
+    """
+    ac: ActorCritic = learner.ac
+    device = next(ac.parameters()).device
+    obs_dim, act_dim = ac.spec.obs_dim, ac.spec.act_dim
+    online = ReplayBuffer(cfg.warmup_steps + cfg.steps, obs_dim, act_dim, device, extra=("timeouts",))
+    sampler: Any = online
+    if dataset is not None and cfg.dataset_fraction > 0:
+        gen = torch.Generator(device=device).manual_seed(cfg.seed + 1)
+        offline = DatasetBuffer(dataset, device=device, generator=gen, include_w=False, include_mc=False)
+        sampler = MixedSampler(offline, online, cfg.dataset_fraction)
+
+    start = 0
+    if run is not None and resume:
+        start = _resume(run, learner, online, algo)
+        if start:
+            run.truncate_metrics(start)
+    final_path = run.checkpoint_path(cfg.steps, final=True) if run is not None else None
+    if final_path is not None and start >= cfg.steps and final_path.exists():
+        return final_path, online, {}
+
+    env = make_env(task)
+    rng = np.random.default_rng(cfg.seed + start)
+    torch.manual_seed(cfg.seed + start)
+    obs, _ = env.reset(seed=cfg.seed + start)
+    ep_return, ep_len, summary = 0.0, 0, {"evals": []}
+    logger = MetricLogger(run.path if run else None, tensorboard=cfg.tensorboard, wandb=cfg.wandb)
+
+    def save(step: int, final: bool = False) -> Path | None:
+        if run is None:
+            return None
+        online.save(run.ckpt_dir / REPLAY_FILE)
+        return run.save_checkpoint(
+            ac,
+            step,
+            final=final,
+            keep=cfg.keep_checkpoints,
+            algo=algo,
+            config=config_to_dict(cfg),
+            env_id=task,
+            extras=learner.extras(),
+            optimizers=learner.optimizers(),
+            info={"phase": "online", **(ckpt_info or {})},
+        )
+
+    def evaluate_now(step: int) -> bool:
+        m = eval_metrics(ac, task, cfg.eval_episodes, cfg.seed + 10_000)
+        logger.log(step, m)
+        summary["evals"].append((step, m.get("eval/return_mean")))
+        return stop_when is not None and stop_when(m)
+
+    warm = cfg.warmup_steps if start == 0 else 0
+    total = warm + cfg.steps - start
+    keys = ("online/loss_critic", "online/loss_actor", "online/episode_return", "eval/return_mean")
+    stopped = False
+    own_bar = progress(total, f"online {algo}", cfg.progress) if bar is None else contextlib.nullcontext(bar)
+    with logger, own_bar as bar:
+        if start == 0 and cfg.eval_episodes > 0:
+            stopped = evaluate_now(0)
+        t0, last = time.perf_counter(), start
+        step = start
+        for t in range(total):
+            if stopped:
+                break
+            warming = t < warm
+            if warming and random_warmup:
+                a = torch.as_tensor(rng.uniform(-1, 1, size=(1, act_dim)), dtype=torch.float32, device=device)
+            else:
+                x = torch.as_tensor(np.asarray(obs, dtype=np.float32).reshape(1, -1), device=device)
+                a = learner.explore(ac.obs_norm(x))
+            env_a = ac.to_env_action(a)[0].cpu().numpy().astype(env.action_space.dtype)
+            next_obs, reward, terminated, truncated, _ = env.step(env_a)
+            online.add(obs, a[0], reward, next_obs, float(terminated), timeouts=float(truncated and not terminated))
+            ep_return += float(reward)
+            ep_len += 1
+            if terminated or truncated:
+                logger.log(step, {"online/episode_return": ep_return, "online/episode_length": ep_len})
+                obs, _ = env.reset()
+                ep_return, ep_len = 0.0, 0
+            else:
+                obs = next_obs
+            bar.update(1)
+            if warming:
+                continue
+            step += 1
+            for _ in range(cfg.updates_per_step):
+                metrics = learner.update(sampler.sample(cfg.batch_size))
+            logger.log(step, {f"online/{k}": v for k, v in metrics.items()})
+            if step == cfg.eval_after_first or step % cfg.eval_every == 0 or step == cfg.steps:
+                stopped = evaluate_now(step)
+            if step % cfg.log_every == 0 or step == cfg.steps or stopped:
+                now = time.perf_counter()
+                logger.log(step, {"time/updates_per_s": (step - last) * cfg.updates_per_step / max(now - t0, 1e-9)})
+                t0, last = now, step
+                bar.set_postfix(postfix(logger.flush(), keys), refresh=False)
+            if run is not None and step % cfg.checkpoint_every == 0 and step < cfg.steps:
+                save(step)
+        env.close()
+        summary["steps"] = step
+        summary["stopped_early"] = stopped
+        path = save(step, final=True)
+    return path, online, summary
+
+
+def _resume(run: RunDir, learner: Any, online: ReplayBuffer, algo: str) -> int:
+    latest = run.latest_checkpoint()
+    replay = run.ckpt_dir / REPLAY_FILE
+    if latest is None:
+        return 0
+    ck = load_checkpoint(latest, obs_dim=learner.ac.spec.obs_dim, act_dim=learner.ac.spec.act_dim)
+    if ck.meta.get("info", {}).get("phase") != "online":
+        return 0
+    if ck.algo != algo:
+        raise CheckpointError(latest, "algo", f"run was made by '{ck.algo}', not '{algo}'")
+    learner.ac.load_state_dict(ck.actor_critic.state_dict())
+    for name, module in learner.extras().items():
+        if name in ck.extras:
+            module.load_state_dict(ck.extras[name])
+    for name, opt in learner.optimizers().items():
+        if name in ck.optimizers:
+            opt.load_state_dict(ck.optimizers[name])
+    if replay.exists():
+        online.load(replay)
+    return ck.step
+
+
+def finetune(
+    algo: str,
+    checkpoint: str | Path,
+    cfg: Any,
+    run_dir: str | Path,
+    *,
+    task: str | None = None,
+    dataset: Dataset | None = None,
+    preset: str | None = None,
+) -> Path:
+    """Fine-tune a checkpoint online with ``algo``; returns the final checkpoint path."""
+    from smacrl.data.tasks import env_dims
+
+    seed_everything(cfg.seed)
+    device = resolve_device(cfg.device)
+    path = resolve_checkpoint(checkpoint)
+    meta_task = load_checkpoint(path).meta.get("env_id")
+    task = task or meta_task
+    if not task:
+        raise CheckpointError(path, "env_id", "checkpoint names no task; pass --task")
+    env = make_env(task)
+    obs_dim, low, _ = env_dims(env)
+    env.close()
+    ckpt = load_checkpoint(path, device=device, obs_dim=obs_dim, act_dim=len(low))
+    learner = make_online_learner(algo, ckpt.actor_critic, cfg, ckpt)
+    run = RunDir(run_dir).create()
+    run.save_config(algo, cfg, preset=preset, checkpoint=str(path), offline_algo=ckpt.algo, task=task)
+    info = {"offline_algo": ckpt.algo, "offline_checkpoint": str(path), "preset": preset}
+    final, _, _ = online_loop(learner, cfg, task, run=run, dataset=dataset, algo=algo, ckpt_info=info)
+    assert final is not None
+    return final

@@ -1,0 +1,75 @@
+"""SAC fine-tuning (Haarnoja et al. 2018), continuing from any offline checkpoint.
+
+Critic: ``sum_e mean (Q_e(s,a) - y)^2`` with the soft target
+``y = r + gamma (1 - d) [reduce_e Q_target(s', a') - alpha_ent log pi(a'|s')]``, ``a' ~ pi(.|s')``.
+Actor: ``E[alpha_ent log pi(a|s) - Q(s, a)]``. Temperature: tuned toward
+``cfg.target_entropy_scale * |A|``; it starts from the checkpoint's own temperature when the offline
+algorithm had one (SMAC, CQL), else from ``cfg.init_temperature``.
+
+Exploration samples the stochastic policy. An untransformed Gaussian actor (IQL's) works too: its
+samples are clipped into the action box before they reach the env or a critic.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from smacrl.configs import SACConfig
+from smacrl.losses import Temperature, ensemble_td_loss, sac_actor_loss, soft_td_target, temperature_loss
+from smacrl.nets.actor_critic import ActorCritic
+from smacrl.optim import build_optimizer
+
+
+class SAC:
+    name = "sac"
+
+    def __init__(self, ac: ActorCritic, cfg: SACConfig, temperature: Temperature | None = None):
+        self.ac, self.cfg = ac, cfg
+        device = next(ac.parameters()).device
+        self.temperature = (temperature or Temperature(cfg.init_temperature)).to(device)
+        self.target_entropy = cfg.target_entropy_scale * ac.spec.act_dim
+        self.critic_opt = build_optimizer(ac.critic, cfg.critic_lr, cfg.optimizer)
+        self.actor_opt = build_optimizer(ac.actor, cfg.actor_lr, cfg.optimizer)
+        self.temp_opt = torch.optim.Adam(self.temperature.parameters(), lr=cfg.temperature_lr)
+
+    @torch.no_grad()
+    def explore(self, obs_n: torch.Tensor) -> torch.Tensor:
+        a, _ = self.ac.actor.sample(obs_n)
+        return a.clamp(-1.0, 1.0)
+
+    def extras(self) -> dict[str, nn.Module]:
+        return {"temperature": self.temperature}
+
+    def optimizers(self) -> dict[str, torch.optim.Optimizer]:
+        return {**self.critic_opt.named("critic"), **self.actor_opt.named("actor"), "temperature": self.temp_opt}
+
+    def update(self, batch: dict[str, torch.Tensor], diagnostics: bool = False) -> dict[str, torch.Tensor]:
+        ac, cfg = self.ac, self.cfg
+        obs_n, next_n = ac.obs_norm(batch["obs"]), ac.obs_norm(batch["next_obs"])
+        temp = self.temperature().detach()
+
+        target = soft_td_target(ac, next_n, batch["rewards"], batch["terminals"], temp, cfg.gamma, cfg.target_reduction)
+        q = ac.critic(obs_n, batch["actions"])
+        critic_loss = ensemble_td_loss(q, target)
+        self.critic_opt.zero_grad()
+        critic_loss.backward()
+        self.critic_opt.step()
+
+        actor_loss, logp = sac_actor_loss(ac, obs_n, temp, cfg.target_reduction)
+        self.actor_opt.zero_grad()
+        actor_loss.backward()
+        self.actor_opt.step()
+
+        t_loss = temperature_loss(self.temperature, logp, self.target_entropy)
+        self.temp_opt.zero_grad()
+        t_loss.backward()
+        self.temp_opt.step()
+        ac.update_target(cfg.tau)
+        return {
+            "loss_critic": critic_loss.detach(),
+            "loss_actor": actor_loss.detach(),
+            "q_mean": q.detach().mean(),
+            "entropy": -logp.detach().mean(),
+            "temperature": temp,
+        }

@@ -1,0 +1,141 @@
+"""Online fine-tuning: every online algorithm continues from an offline checkpoint (the common contract)."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from smacrl.checkpoint import load_checkpoint
+from smacrl.cli import main
+from smacrl.logger import read_metrics
+
+
+@pytest.fixture(scope="module")
+def pendulum_data(tmp_path_factory):
+    """A tiny pendulum-medium-replay file (600 steps, SAC from scratch: the generator's own protocol)."""
+    out = tmp_path_factory.mktemp("data") / "pendulum.hdf5"
+    assert main(["data", "make", "pendulum-medium-replay", "--out", str(out), "--steps", "600", "--no-progress"]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def smac_ckpt(pendulum_data, tmp_path_factory):
+    root = tmp_path_factory.mktemp("smac")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("SMACRL_CACHE", str(root / "cache"))
+    out = root / "run"
+    code = main(
+        ["pretrain", "--algo", "smac", "--dataset", str(pendulum_data), "--preset", "cpu", "--steps", "60",
+         "--score-steps", "100", "--eval-every", "0", "--log-every", "20", "--no-progress", "--out", str(out)]
+    )  # fmt: skip
+    mp.undo()
+    assert code == 0
+    return out
+
+
+def test_generated_dataset_follows_d4rl_layout(pendulum_data):
+    import h5py
+
+    with h5py.File(pendulum_data) as f:
+        n = len(f["rewards"])
+        assert n == 600 and f["observations"].shape == (600, 3) and f["actions"].shape == (600, 1)
+        assert f.attrs["protocol"].startswith("sac_medium_replay")
+        assert np.abs(f["actions"][:]).max() <= 2.0  # env units (Pendulum's box is [-2, 2])
+        ends = f["terminals"][:] | f["timeouts"][:]
+        assert ends[-1] and ends.sum() >= 3  # 200-step episodes, the last one closed
+
+
+@pytest.mark.parametrize("algo", ["sac", "td3", "td3bc", "awr"])
+def test_every_online_algorithm_finetunes_a_smac_checkpoint(algo, smac_ckpt, tmp_path):
+    out = tmp_path / algo
+    code = main(
+        ["finetune", "--algo", algo, "--checkpoint", str(smac_ckpt), "--preset", "cpu", "--steps", "120",
+         "--warmup-steps", "60", "--eval-after-first", "40", "--eval-every", "100", "--eval-episodes", "2",
+         "--log-every", "40", "--no-progress", "--out", str(out)]
+    )  # fmt: skip
+    assert code == 0
+    rows = read_metrics(out)
+    evals = [r for r in rows if "eval/return_mean" in r]
+    assert [r["step"] for r in evals] == [0, 40, 100, 120]  # J(pi_0), J(pi_1), periodic, final
+    losses = [r["online/loss_critic"] for r in rows if "online/loss_critic" in r]
+    assert len(losses) == 120 and all(np.isfinite(losses))
+    ck = load_checkpoint(out / "checkpoints" / "final.safetensors", obs_dim=3, act_dim=1)
+    assert ck.meta["info"]["offline_algo"] == "smac" and ck.step == 120
+    before = load_checkpoint(smac_ckpt / "checkpoints" / "final.safetensors").actor_critic
+    assert not torch.equal(before.actor.head.weight, ck.actor_critic.actor.head.weight)  # the actor moved
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["offline_algo"] == "smac" and cfg["config"]["dataset_fraction"] == 0.5
+
+
+def test_finetune_wrong_task_is_one_line_error(smac_ckpt, capsys):
+    code = main(["finetune", "--checkpoint", str(smac_ckpt), "--task", "Hopper-v5", "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "obs_dim" in err
+
+
+def test_killed_run_resumes_from_last_checkpoint(smac_ckpt, tmp_path):
+    out = tmp_path / "resume"
+    args = ["finetune", "--algo", "sac", "--checkpoint", str(smac_ckpt), "--preset", "cpu", "--warmup-steps", "30",
+            "--eval-episodes", "0", "--checkpoint-every", "50", "--no-progress", "--out", str(out)]  # fmt: skip
+    assert main([*args, "--steps", "80"]) == 0
+    # make it look killed after step 50's checkpoint: no final checkpoint, latest -> step 50
+    final = out / "checkpoints" / "final.safetensors"
+    final.unlink()
+    (out / "checkpoints" / "latest").write_text("step_000000050.safetensors\n")
+    assert main([*args, "--steps", "80"]) == 0
+    steps = [r["step"] for r in read_metrics(out) if "online/loss_critic" in r]
+    assert steps == list(range(1, 81))  # resumed at 51; rows logged after the checkpoint were replaced
+    resumed = load_checkpoint(final)
+    assert resumed.step == 80
+    at50 = load_checkpoint(out / "checkpoints" / "step_000000050.safetensors").actor_critic
+    assert not torch.equal(at50.actor.head.weight, resumed.actor_critic.actor.head.weight)  # trained on
+
+
+def test_report_over_seeds_and_algorithms(smac_ckpt, tmp_path, capsys):
+    runs = tmp_path / "runs"
+    for algo in ("sac", "td3"):
+        for seed in (0, 1):
+            assert main(
+                ["finetune", "--algo", algo, "--checkpoint", str(smac_ckpt), "--preset", "cpu", "--steps", "60",
+                 "--warmup-steps", "30", "--eval-after-first", "20", "--eval-every", "20", "--eval-episodes", "2",
+                 "--seed", str(seed), "--no-progress", "--out", str(runs / f"{algo}-{seed}")]
+            ) == 0  # fmt: skip
+    out = tmp_path / "report"
+    assert main(["report", str(runs), "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    rows = {(r["offline"], r["online"]): r for r in summary["rows"]}
+    assert set(rows) == {("smac", "sac"), ("smac", "td3")}
+    for r in rows.values():
+        assert r["seeds"] == 2 and np.isfinite(r["regret_mean"]) and r["regret_mean"] >= 0
+        assert np.isfinite(r["drop"]) and isinstance(r["stable_transfer"], bool)
+    assert sorted(summary["normalized_regret"].values())[0] == 0.0  # the best pair of the only task
+    md = (out / "regret.md").read_text()
+    assert "| pendulum-medium-replay |" in md and "Transfer at the switch" in md
+    png = (out / "curves.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    assert "regret" in capsys.readouterr().out
+
+
+def test_run_pipeline_caches_and_resumes(pendulum_data, tmp_path, monkeypatch):
+    import shutil
+
+    monkeypatch.setenv("SMACRL_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("SMACRL_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "data").mkdir()
+    shutil.copy(pendulum_data, tmp_path / "data" / "pendulum-medium-replay.hdf5")  # the cached local dataset
+    out = tmp_path / "run"
+    args = ["run", "--task", "pendulum-medium-replay", "--offline", "smac", "--online", "sac", "--preset", "cpu",
+            "--offline-steps", "40", "--online-steps", "40", "--score-steps", "50", "--no-progress",
+            "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    off_final = out / "offline" / "checkpoints" / "final.safetensors"
+    on_final = out / "online" / "checkpoints" / "final.safetensors"
+    assert (
+        load_checkpoint(off_final).algo == "smac" and load_checkpoint(on_final).meta["info"]["offline_algo"] == "smac"
+    )
+    score_files = list((tmp_path / "cache" / "score").rglob("score.safetensors"))
+    assert len(score_files) == 1
+    stamps = [p.stat().st_mtime_ns for p in (off_final, on_final, score_files[0])]
+    assert main(args) == 0  # a finished pipeline: every stage is reused, nothing is rewritten
+    assert [p.stat().st_mtime_ns for p in (off_final, on_final, score_files[0])] == stamps
