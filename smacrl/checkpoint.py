@@ -78,10 +78,16 @@ def save_checkpoint(
     extras: Mapping[str, nn.Module | Mapping[str, torch.Tensor]] | None = None,
     optimizers: Mapping[str, torch.optim.Optimizer | Mapping[str, Any]] | None = None,
     info: Mapping[str, Any] | None = None,
+    actor_only: bool = False,
 ) -> Path:
-    """Write ``ac`` (plus extras and optimizer states) to ``path`` atomically. Returns the path."""
+    """Write ``ac`` (plus extras and optimizer states) to ``path`` atomically. Returns the path.
+
+    ``actor_only`` writes just the observation normalizer and the actor (what a rollout depends
+    on): the light snapshots of a run's checkpoint trajectory. Loading one gives an ActorCritic
+    whose critic is freshly initialized, and ``meta["actor_only"]`` is true.
+    """
     tensors: dict[str, torch.Tensor] = {}
-    for k, v in ac.state_dict().items():
+    for k, v in (ac.actor_state() if actor_only else ac.state_dict()).items():
         tensors[_AC + k] = v
     extra_names = []
     for name, mod in (extras or {}).items():
@@ -119,6 +125,7 @@ def save_checkpoint(
         "extras": sorted(extra_names),
         "optimizers": optim_meta,
         "info": dict(info or {}),
+        "actor_only": bool(actor_only),
         "sha256": tensor_digest(tensors),
     }
     text = json.dumps(meta, sort_keys=True, default=_jsonable)
@@ -259,7 +266,8 @@ def load_checkpoint(
 
     ac = ActorCritic(spec)
     ac_sd = {k[len(_AC) :]: v for k, v in tensors.items() if k.startswith(_AC)}
-    own = ac.state_dict()
+    actor_only = bool(meta.get("actor_only", False))
+    own = ac.actor_state() if actor_only else ac.state_dict()
     for k, v in own.items():
         if k not in ac_sd:
             raise CheckpointError(path, f"tensors.{_AC}{k}", "missing")
@@ -273,7 +281,7 @@ def load_checkpoint(
     for k, v in tensors.items():
         if v.is_floating_point() and not torch.isfinite(v).all():
             raise CheckpointError(path, f"tensors.{k}", "contains NaN or Inf")
-    ac.load_state_dict(ac_sd)
+    ac.load_state_dict(ac_sd, strict=not actor_only)
     ac.to(device)
 
     extras: dict[str, dict[str, torch.Tensor]] = {}

@@ -162,6 +162,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "smacrl.online.cli",
     "smacrl.eval.cli",
     "smacrl.pipeline",
+    "smacrl.demo",
 )
 
 

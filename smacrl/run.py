@@ -9,6 +9,8 @@
         step_000001000.safetensors ...   periodic, the last ``keep`` of them are kept
         final.safetensors                  written at the end, never pruned
         latest                             name of the newest checkpoint (text)
+      trajectory/
+        step_000000000.safetensors ...   actor-only snapshots, ``trajectory_points`` per run
 """
 
 from __future__ import annotations
@@ -79,6 +81,19 @@ class RunDir:
         atomic_write_text(self.ckpt_dir / "latest", path.name + "\n")
         self.prune(keep)
         return path
+
+    @property
+    def trajectory_dir(self) -> Path:
+        return self.path / "trajectory"
+
+    def save_snapshot(self, ac: Any, step: int, **kwargs: Any) -> Path:
+        """An actor-only checkpoint in ``trajectory/`` (never pruned), for reward landscapes."""
+        return save_checkpoint(
+            self.trajectory_dir / f"step_{int(step):09d}.safetensors", ac, step=step, actor_only=True, **kwargs
+        )
+
+    def snapshots(self) -> list[Path]:
+        return sorted(self.trajectory_dir.glob("step_*.safetensors"))
 
     def periodic_checkpoints(self) -> list[Path]:
         return sorted(self.ckpt_dir.glob("step_*.safetensors"))

@@ -20,3 +20,13 @@ def small_spec():
         critic_hidden=(16, 16),
         ensemble_size=4,
     )
+
+
+@pytest.fixture(scope="session")
+def pendulum_data(tmp_path_factory):
+    """A tiny pendulum-medium-replay file (600 steps of the generator's own protocol: SAC from scratch)."""
+    from smacrl.cli import main
+
+    out = tmp_path_factory.mktemp("data") / "pendulum.hdf5"
+    assert main(["data", "make", "pendulum-medium-replay", "--out", str(out), "--steps", "600", "--no-progress"]) == 0
+    return out

@@ -177,3 +177,15 @@ def test_written_file_has_the_usual_mode(tmp_path, small_spec):
     finally:
         os.umask(old)
     assert os.stat(path).st_mode & 0o777 == 0o644
+
+
+def test_actor_only_snapshot(tmp_path, small_spec):
+    ac, _ = _trained_ac(small_spec)
+    path = save_checkpoint(tmp_path / "a.safetensors", ac, algo="smac", step=5, actor_only=True)
+    ck = load_checkpoint(path)
+    assert ck.meta["actor_only"] is True
+    names = set(ck.actor_critic.actor_state())
+    for k, v in ac.actor_state().items():
+        assert torch.equal(ck.actor_critic.state_dict()[k], v)
+    assert names == set(ac.actor_state()) and not any(k.startswith("critic") for k in names)
+    assert path.stat().st_size < save_checkpoint(tmp_path / "f.safetensors", ac, algo="smac", step=5).stat().st_size

@@ -12,14 +12,6 @@ from smacrl.logger import read_metrics
 
 
 @pytest.fixture(scope="module")
-def pendulum_data(tmp_path_factory):
-    """A tiny pendulum-medium-replay file (600 steps, SAC from scratch: the generator's own protocol)."""
-    out = tmp_path_factory.mktemp("data") / "pendulum.hdf5"
-    assert main(["data", "make", "pendulum-medium-replay", "--out", str(out), "--steps", "600", "--no-progress"]) == 0
-    return out
-
-
-@pytest.fixture(scope="module")
 def smac_ckpt(pendulum_data, tmp_path_factory):
     root = tmp_path_factory.mktemp("smac")
     mp = pytest.MonkeyPatch()
@@ -66,6 +58,8 @@ def test_every_online_algorithm_finetunes_a_smac_checkpoint(algo, smac_ckpt, tmp
     assert not torch.equal(before.actor.head.weight, ck.actor_critic.actor.head.weight)  # the actor moved
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["offline_algo"] == "smac" and cfg["config"]["dataset_fraction"] == 0.5
+    snaps = sorted((out / "trajectory").glob("*.safetensors"))  # 20 points per run + step 0
+    assert [load_checkpoint(p).step for p in snaps] == list(range(0, 121, 6))
 
 
 def test_finetune_wrong_task_is_one_line_error(smac_ckpt, capsys):

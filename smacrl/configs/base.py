@@ -34,6 +34,8 @@ class RunOptions:
     """Steps between checkpoints."""
     keep_checkpoints: int = 3
     """Retention: how many recent periodic checkpoints to keep (the final one is always kept)."""
+    trajectory_points: int = 20
+    """Actor-only snapshots kept per run (evenly spaced, plus step 0), for reward landscapes; 0 = none."""
     progress: bool = True
     """Show a progress bar with live loss and return."""
     tensorboard: bool = False

@@ -113,12 +113,20 @@ def pretrain(
             **ckpt_kwargs,
         )
 
+    snap_every = max(1, cfg.steps // cfg.trajectory_points) if cfg.trajectory_points > 0 else 0
+
+    def snapshot(step: int) -> None:
+        if snap_every and step % snap_every == 0:
+            run.save_snapshot(ac, step, algo=algo, env_id=dataset.task, info={"phase": "offline", "preset": preset})
+
     logger = MetricLogger(run.path, tensorboard=cfg.tensorboard, wandb=cfg.wandb, wandb_config=config_to_dict(cfg))
     keys = ("offline/loss_ac", "offline/loss_actor", "offline/q_mean", "eval/return_mean")
     t0, last_step = time.perf_counter(), start
     with logger, progress(cfg.steps, f"pretrain {algo}", cfg.progress, initial=start) as bar:
-        if start == 0 and cfg.eval_every > 0:
-            logger.log(0, eval_metrics(ac, dataset.task, cfg.eval_episodes, cfg.seed))
+        if start == 0:
+            snapshot(0)
+            if cfg.eval_every > 0:
+                logger.log(0, eval_metrics(ac, dataset.task, cfg.eval_episodes, cfg.seed))
         for step in range(start + 1, cfg.steps + 1):
             batch = buffer.sample(cfg.batch_size)
             diagnostics = step % cfg.log_every == 0
@@ -133,5 +141,6 @@ def pretrain(
                 bar.set_postfix(postfix(logger.flush(), keys), refresh=False)
             if cfg.checkpoint_every > 0 and step % cfg.checkpoint_every == 0 and step < cfg.steps:
                 save(step)
+            snapshot(step)
             bar.update(1)
         return save(cfg.steps, is_final=True)

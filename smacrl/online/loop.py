@@ -132,6 +132,12 @@ def online_loop(
             info={"phase": "online", **(ckpt_info or {})},
         )
 
+    snap_every = max(1, cfg.steps // cfg.trajectory_points) if cfg.trajectory_points > 0 else 0
+
+    def snapshot(step: int) -> None:
+        if run is not None and snap_every and step % snap_every == 0:
+            run.save_snapshot(ac, step, algo=algo, env_id=task, info={"phase": "online", **(ckpt_info or {})})
+
     def evaluate_now(step: int) -> bool:
         m = eval_metrics(ac, task, cfg.eval_episodes, cfg.seed + 10_000)
         logger.log(step, m)
@@ -144,8 +150,10 @@ def online_loop(
     stopped = False
     own_bar = progress(total, f"online {algo}", cfg.progress) if bar is None else contextlib.nullcontext(bar)
     with logger, own_bar as bar:
-        if start == 0 and cfg.eval_episodes > 0:
-            stopped = evaluate_now(0)
+        if start == 0:
+            snapshot(0)
+            if cfg.eval_episodes > 0:
+                stopped = evaluate_now(0)
         t0, last = time.perf_counter(), start
         step = start
         for t in range(total):
@@ -184,6 +192,7 @@ def online_loop(
                 bar.set_postfix(postfix(logger.flush(), keys), refresh=False)
             if run is not None and step % cfg.checkpoint_every == 0 and step < cfg.steps:
                 save(step)
+            snapshot(step)
         env.close()
         summary["steps"] = step
         summary["stopped_early"] = stopped

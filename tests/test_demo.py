@@ -1,0 +1,41 @@
+"""The demo pipeline with a shrunken budget: every stage runs and the report holds finite numbers."""
+
+import json
+import math
+import shutil
+
+from smacrl.demo import run_demo, summary_markdown
+
+
+def test_demo_pipeline_writes_a_finite_report(pendulum_data, tmp_path, monkeypatch):
+    monkeypatch.setenv("SMACRL_DATA", str(tmp_path / "data"))
+    monkeypatch.setenv("SMACRL_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "data").mkdir()
+    shutil.copy(pendulum_data, tmp_path / "data" / "pendulum-medium-replay.hdf5")
+    out = tmp_path / "demo"
+    summary = run_demo(
+        out,
+        methods=("smac", "cql"),
+        offline_steps=30,
+        online_steps=30,
+        score_steps=40,
+        eval_episodes=2,
+        progress=False,
+    )
+    report = out / "report"
+    for name in ("curves.png", "regret.md", "regret.csv", "summary.json", "summary.md"):
+        assert (report / name).stat().st_size > 0, name
+    rows = json.loads((report / "summary.json").read_text())["rows"]
+    assert {r["offline"] for r in rows} == {"smac", "cql"}
+    for r in rows:
+        for key in ("j0", "j1", "drop", "regret_mean", "normalized_regret"):
+            assert math.isfinite(r[key]), (r["offline"], key)
+    md = (report / "summary.md").read_text()
+    assert "smac → sac" in md and "cql → sac" in md and "curves.png" in md
+    # a rerun reuses every stage: no stage rewrites its final checkpoint
+    finals = sorted(out.rglob("final.safetensors"))
+    stamps = [p.stat().st_mtime_ns for p in finals]
+    run_demo(out, methods=("smac", "cql"), offline_steps=30, online_steps=30, score_steps=40, eval_episodes=2,
+             progress=False)  # fmt: skip
+    assert [p.stat().st_mtime_ns for p in finals] == stamps and len(finals) == 4
+    assert "No method showed a drop" in summary_markdown({**summary, "rows": [dict(rows[0], drop=-1.0)]}, report)
