@@ -27,8 +27,7 @@ install-test: $(VENV)/.torch
 	$(BIN)/pip install -q -e ".[test]"
 
 demo: install
-	$(BIN)/smacrl init --env Pendulum-v1 --preset cpu --seed 0 --out runs/demo
-	$(BIN)/smacrl eval --checkpoint runs/demo --episodes 10 --seed 0 --out runs/demo
+	$(BIN)/smacrl demo --out runs/demo
 
 lint: install-test
 	$(BIN)/python -m ruff check .
