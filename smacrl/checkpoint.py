@@ -208,18 +208,24 @@ def read_metadata(path: str | os.PathLike) -> dict[str, Any]:
     """The JSON metadata of a checkpoint, without building any network."""
     path = Path(path)
     meta = _header_metadata(path, _read_file(path))
-    _check_format(path, meta)
+    check_format(path, meta)
     return meta
 
 
-def _check_format(path: Path, meta: dict[str, Any]) -> None:
-    if meta.get("format") != FORMAT:
-        raise CheckpointError(path, "format", f"is {meta.get('format')!r}, expected {FORMAT!r}")
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(
-            path, "format_version", f"is {meta.get('format_version')!r}; this smacrl reads {FORMAT_VERSION}"
-        )
-    for key in ("algo", "step", "obs_dim", "act_dim", "nets", "sha256"):
+def check_format(
+    path: Path,
+    meta: dict[str, Any],
+    fmt: str = FORMAT,
+    version: int = FORMAT_VERSION,
+    required: tuple[str, ...] = ("algo", "step", "obs_dim", "act_dim", "nets", "sha256"),
+    what: str = "",
+) -> None:
+    """Metadata of the expected format and version, with every required key (one-line errors)."""
+    if meta.get("format") != fmt:
+        raise CheckpointError(path, "format", f"is {meta.get('format')!r}, expected {fmt!r}{what}")
+    if meta.get("format_version") != version:
+        raise CheckpointError(path, "format_version", f"is {meta.get('format_version')!r}; this smacrl reads {version}")
+    for key in required:
         if key not in meta:
             raise CheckpointError(path, key, "missing from metadata")
 
@@ -242,7 +248,7 @@ def load_checkpoint(
     path = Path(path)
     data = _read_file(path)
     meta = _header_metadata(path, data)
-    _check_format(path, meta)
+    check_format(path, meta)
     try:
         tensors = st_load(data)
     except Exception as e:  # safetensors raises its own error type for any malformed body

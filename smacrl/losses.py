@@ -74,6 +74,28 @@ def temperature_loss(temp: Temperature, logp: torch.Tensor, target_entropy: floa
     return -(temp.log_alpha * (logp.detach() + target_entropy)).mean()
 
 
+def sac_policy_step(
+    ac: ActorCritic,
+    obs_n: torch.Tensor,
+    temperature: Temperature,
+    actor_opt,
+    temp_opt: torch.optim.Optimizer,
+    target_entropy: float,
+    reduction: Reduction = "min",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """SAC's policy step then its temperature step (SAC, SMAC and CQL share it). Returns
+    ``(actor loss, log pi)``, detached."""
+    actor_loss, logp = sac_actor_loss(ac, obs_n, temperature().detach(), reduction)
+    actor_opt.zero_grad()
+    actor_loss.backward()
+    actor_opt.step()
+    t_loss = temperature_loss(temperature, logp, target_entropy)
+    temp_opt.zero_grad()
+    t_loss.backward()
+    temp_opt.step()
+    return actor_loss.detach(), logp.detach()
+
+
 # ----------------------------------------------------------------------------- TD3 family
 def smoothed_target_action(
     actor: nn.Module,

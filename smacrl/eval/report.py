@@ -59,9 +59,8 @@ def load_run(run: Path) -> tuple[Curve, tuple[np.ndarray, np.ndarray] | None]:
     steps, returns = _eval_curve(read_metrics(run))
     if not (steps == 0).any() or not (steps > 0).any():
         raise SmacrlError(run / "metrics.jsonl", "eval/return_mean", "needs the step-0 and at least one online eval")
-    curve = Curve(
-        doc.get("task") or "task", doc["offline_algo"], doc["algo"], int(doc["config"]["seed"]), steps, returns
-    )
+    online = doc["algo"].removesuffix("_online")  # td3bc_online is the online TD3+BC's config name
+    curve = Curve(doc.get("task") or "task", doc["offline_algo"], online, int(doc["config"]["seed"]), steps, returns)
     offline = None
     ckpt = doc.get("checkpoint")
     if ckpt:

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from smacrl.configs import SACConfig
-from smacrl.losses import Temperature, ensemble_td_loss, sac_actor_loss, soft_td_target, temperature_loss
+from smacrl.losses import Temperature, ensemble_td_loss, sac_policy_step, soft_td_target
 from smacrl.nets.actor_critic import ActorCritic
 from smacrl.optim import build_optimizer
 
@@ -56,15 +56,9 @@ class SAC:
         critic_loss.backward()
         self.critic_opt.step()
 
-        actor_loss, logp = sac_actor_loss(ac, obs_n, temp, cfg.target_reduction)
-        self.actor_opt.zero_grad()
-        actor_loss.backward()
-        self.actor_opt.step()
-
-        t_loss = temperature_loss(self.temperature, logp, self.target_entropy)
-        self.temp_opt.zero_grad()
-        t_loss.backward()
-        self.temp_opt.step()
+        actor_loss, logp = sac_policy_step(
+            ac, obs_n, self.temperature, self.actor_opt, self.temp_opt, self.target_entropy, cfg.target_reduction
+        )
         ac.update_target(cfg.tau)
         return {
             "loss_critic": critic_loss.detach(),

@@ -29,7 +29,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 import smacrl
-from smacrl.checkpoint import META_KEY, _header_metadata, _jsonable, _read_file, tensor_digest
+from smacrl.checkpoint import META_KEY, _header_metadata, _jsonable, _read_file, check_format, tensor_digest
 from smacrl.configs import ScoreConfig, config_from_dict, config_to_dict
 from smacrl.errors import CheckpointError, SmacrlError
 from smacrl.io import atomic_write_bytes
@@ -109,15 +109,7 @@ def read_score_metadata(path: str | os.PathLike) -> dict[str, Any]:
 
 
 def _check_format(path: Path, meta: dict[str, Any]) -> None:
-    if meta.get("format") != FORMAT:
-        raise CheckpointError(path, "format", f"is {meta.get('format')!r}, expected {FORMAT!r} (a score model)")
-    if meta.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(
-            path, "format_version", f"is {meta.get('format_version')!r}; this smacrl reads {FORMAT_VERSION}"
-        )
-    for key in _REQUIRED:
-        if key not in meta:
-            raise CheckpointError(path, key, "missing from metadata")
+    check_format(path, meta, FORMAT, FORMAT_VERSION, _REQUIRED, what=" (a score model)")
 
 
 def load_score_checkpoint(
