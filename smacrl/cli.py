@@ -164,6 +164,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "smacrl.eval.landscape_cli",
     "smacrl.pipeline",
     "smacrl.demo",
+    "smacrl.bench",
 )
 
 

@@ -87,7 +87,8 @@ def sac_policy_step(
     ``(actor loss, log pi)``, detached."""
     actor_loss, logp = sac_actor_loss(ac, obs_n, temperature().detach(), reduction)
     actor_opt.zero_grad()
-    actor_loss.backward()
+    # gradients for the actor only: the critic's would be discarded before its next step anyway
+    actor_loss.backward(inputs=list(ac.actor.parameters()))
     actor_opt.step()
     t_loss = temperature_loss(temperature, logp, target_entropy)
     temp_opt.zero_grad()
