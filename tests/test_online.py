@@ -128,6 +128,10 @@ def test_run_pipeline_caches_and_resumes(pendulum_data, tmp_path, monkeypatch):
     assert (
         load_checkpoint(off_final).algo == "smac" and load_checkpoint(on_final).meta["info"]["offline_algo"] == "smac"
     )
+    off_last = [r for r in read_metrics(out / "offline") if "eval/return_mean" in r][-1]
+    on_first = [r for r in read_metrics(out / "online") if "eval/return_mean" in r][0]
+    assert off_last["step"] == 40 and on_first["step"] == 0
+    assert on_first["eval/return_mean"] == off_last["eval/return_mean"]  # J(pi_0): same policy, same eval seeds
     score_files = list((tmp_path / "cache" / "score").rglob("score.safetensors"))
     assert len(score_files) == 1
     stamps = [p.stat().st_mtime_ns for p in (off_final, on_final, score_files[0])]

@@ -139,7 +139,7 @@ def online_loop(
             run.save_snapshot(ac, step, algo=algo, env_id=task, info={"phase": "online", **(ckpt_info or {})})
 
     def evaluate_now(step: int) -> bool:
-        m = eval_metrics(ac, task, cfg.eval_episodes, cfg.seed + 10_000)
+        m = eval_metrics(ac, task, cfg.eval_episodes, cfg.seed)  # the seeds of the offline evaluations
         logger.log(step, m)
         summary["evals"].append((step, m.get("eval/return_mean")))
         return stop_when is not None and stop_when(m)
