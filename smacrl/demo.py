@@ -60,12 +60,25 @@ def run_demo(
             )
             online_dirs.append(paths["online"])
     summary = write_report(online_dirs, out / "report")
+    summary["line"] = line_per_method(online_dirs, out / "report" / "landscape", progress)
     summary["wall_seconds"] = time.perf_counter() - t0
     text = summary_markdown(summary, out / "report")
     from smacrl.io import atomic_write_text
 
     atomic_write_text(out / "report" / "summary.md", text)
     return summary
+
+
+def line_per_method(online_dirs: list[Path], out: Path, progress: bool) -> dict[str, dict[str, float]]:
+    """The reward along the line from each offline checkpoint to its fine-tuned one (figure 4)."""
+    from smacrl.eval.landscape import EvalSettings, line_landscape
+
+    pairs = [(d.parent / "offline" / "checkpoints" / "final.safetensors", d / "checkpoints" / "final.safetensors")
+             for d in online_dirs]  # fmt: skip
+    line = line_landscape(pairs, out, points=11, settings=EvalSettings(episodes=5, seed=0, progress=progress))
+    return {
+        label: {"t0": g["mean"][0], "min": min(g["mean"]), "t1": g["mean"][-1]} for label, g in line["groups"].items()
+    }
 
 
 def summary_markdown(summary: dict[str, Any], report_dir: Path) -> str:
@@ -86,6 +99,15 @@ def summary_markdown(summary: dict[str, Any], report_dir: Path) -> str:
             f"{r['regret_mean']:.1f} ± {r['regret_se']:.1f} |"
         )
     lines += ["", "![transfer curves](curves.png)", ""]
+    if summary.get("line"):
+        lines += [
+            "Reward along the straight line from the pre-trained (t=0) to the fine-tuned (t=1) actor (figure 4):",
+            "",
+            "| pair | t=0 | minimum on the line | t=1 |",
+            "|---|---|---|---|",
+        ]
+        lines += [f"| {k} | {v['t0']:.1f} | {v['min']:.1f} | {v['t1']:.1f} |" for k, v in summary["line"].items()]
+        lines += ["", "![line interpolation](landscape/line.png)", ""]
     dropped = [r for r in rows if r["drop"] > 0]
     smac = [r for r in rows if r["offline"] == "smac"]
     if not dropped:

@@ -23,7 +23,7 @@ def test_demo_pipeline_writes_a_finite_report(pendulum_data, tmp_path, monkeypat
         progress=False,
     )
     report = out / "report"
-    for name in ("curves.png", "regret.md", "regret.csv", "summary.json", "summary.md"):
+    for name in ("curves.png", "regret.md", "regret.csv", "summary.json", "summary.md", "landscape/line.png"):
         assert (report / name).stat().st_size > 0, name
     rows = json.loads((report / "summary.json").read_text())["rows"]
     assert {r["offline"] for r in rows} == {"smac", "cql"}
@@ -31,7 +31,8 @@ def test_demo_pipeline_writes_a_finite_report(pendulum_data, tmp_path, monkeypat
         for key in ("j0", "j1", "drop", "regret_mean", "normalized_regret"):
             assert math.isfinite(r[key]), (r["offline"], key)
     md = (report / "summary.md").read_text()
-    assert "smac → sac" in md and "cql → sac" in md and "curves.png" in md
+    assert "smac → sac" in md and "cql → sac" in md and "curves.png" in md and "landscape/line.png" in md
+    assert len(summary["line"]) == 2 and all(math.isfinite(v["min"]) for v in summary["line"].values())
     # a rerun reuses every stage: no stage rewrites its final checkpoint
     finals = sorted(out.rglob("final.safetensors"))
     stamps = [p.stat().st_mtime_ns for p in finals]
