@@ -65,6 +65,16 @@ class Checkpoint:
     def config(self) -> dict[str, Any]:
         return self.meta.get("config") or {}
 
+    def restore_into(self, learner: Any) -> None:
+        """Resume a learner: its actor-critic, its extra modules and its optimizer states."""
+        learner.ac.load_state_dict(self.actor_critic.state_dict())
+        for name, module in learner.extras().items():
+            if name in self.extras:
+                module.load_state_dict(self.extras[name])
+        for name, opt in learner.optimizers().items():
+            if name in self.optimizers:
+                opt.load_state_dict(self.optimizers[name])
+
 
 # ----------------------------------------------------------------------------- saving
 def save_checkpoint(

@@ -58,13 +58,7 @@ def _resume(run: RunDir, learner: Learner, dataset: Dataset) -> int:
     ck = load_checkpoint(latest, obs_dim=dataset.obs_dim, act_dim=dataset.act_dim)
     if ck.algo != learner.name:
         raise CheckpointError(latest, "algo", f"run was made by '{ck.algo}', not '{learner.name}'")
-    learner.ac.load_state_dict(ck.actor_critic.state_dict())
-    for name, module in learner.extras().items():
-        if name in ck.extras:
-            module.load_state_dict(ck.extras[name])
-    for name, opt in learner.optimizers().items():
-        if name in ck.optimizers:
-            opt.load_state_dict(ck.optimizers[name])
+    ck.restore_into(learner)
     return ck.step
 
 

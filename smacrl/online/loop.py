@@ -210,13 +210,7 @@ def _resume(run: RunDir, learner: Any, online: ReplayBuffer, algo: str) -> int:
         return 0
     if ck.algo != algo:
         raise CheckpointError(latest, "algo", f"run was made by '{ck.algo}', not '{algo}'")
-    learner.ac.load_state_dict(ck.actor_critic.state_dict())
-    for name, module in learner.extras().items():
-        if name in ck.extras:
-            module.load_state_dict(ck.extras[name])
-    for name, opt in learner.optimizers().items():
-        if name in ck.optimizers:
-            opt.load_state_dict(ck.optimizers[name])
+    ck.restore_into(learner)
     if replay.exists():
         online.load(replay)
     return ck.step
