@@ -137,3 +137,7 @@ def test_run_pipeline_caches_and_resumes(pendulum_data, tmp_path, monkeypatch):
     stamps = [p.stat().st_mtime_ns for p in (off_final, on_final, score_files[0])]
     assert main(args) == 0  # a finished pipeline: every stage is reused, nothing is rewritten
     assert [p.stat().st_mtime_ns for p in (off_final, on_final, score_files[0])] == stamps
+    shutil.rmtree(tmp_path / "cache")  # a finished offline run does not need its score model again
+    assert main(args) == 0
+    assert not (tmp_path / "cache").exists()
+    assert [p.stat().st_mtime_ns for p in (off_final, on_final)] == stamps[:2]

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
-from smacrl.checkpoint import load_checkpoint
+from smacrl.checkpoint import load_checkpoint, read_metadata
 from smacrl.configs import config_to_dict
 from smacrl.data.dataset import Dataset
 from smacrl.data.replay import DatasetBuffer
@@ -77,14 +77,14 @@ def pretrain(
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
     run = RunDir(run_dir).create()
+    final = run.checkpoint_path(cfg.steps, final=True)
+    if resume and final.exists() and read_metadata(final)["step"] >= cfg.steps:
+        return final  # finished: don't build the learner (for SMAC that would load or train a score model)
     ac = build_actor_critic(cfg, dataset, device)
     learner = learner_factory(ac, cfg, dataset)
     start = _resume(run, learner, dataset) if resume else 0
     if start:
         run.truncate_metrics(start)
-    final = run.checkpoint_path(cfg.steps, final=True)
-    if start >= cfg.steps and final.exists():
-        return final
     run.save_config(algo, cfg, preset=preset, dataset=dataset.source, dataset_sha256=dataset.sha256, task=dataset.task)
     torch.manual_seed(cfg.seed + start)
     gen = torch.Generator(device=device).manual_seed(cfg.seed + start)

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from smacrl.checkpoint import Checkpoint, load_checkpoint
+from smacrl.checkpoint import Checkpoint, load_checkpoint, read_metadata
 from smacrl.configs import config_to_dict
 from smacrl.data.dataset import Dataset
 from smacrl.data.replay import DatasetBuffer, MixedSampler, ReplayBuffer
@@ -232,7 +232,7 @@ def finetune(
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
     path = resolve_checkpoint(checkpoint)
-    meta_task = load_checkpoint(path).meta.get("env_id")
+    meta_task = read_metadata(path).get("env_id")  # header only; the full load below validates the rest
     task = task or meta_task
     if not task:
         raise CheckpointError(path, "env_id", "checkpoint names no task; pass --task")
