@@ -136,7 +136,15 @@ def cmd_demo(args: argparse.Namespace, rest: list[str]) -> int:
     """Generate data, train the score model, pre-train SMAC and baselines, fine-tune with SAC, report."""
     if rest:
         args.parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    summary = run_demo(args.out, methods=tuple(args.methods), progress=not args.no_progress)
+    summary = run_demo(
+        args.out,
+        methods=tuple(args.methods),
+        offline_steps=args.offline_steps,
+        online_steps=args.online_steps,
+        score_steps=args.score_steps,
+        eval_episodes=args.eval_episodes,
+        progress=not args.no_progress,
+    )
     print()
     for r in summary["rows"]:
         finite = all(math.isfinite(r[k]) for k in ("j0", "j1", "drop", "regret_mean"))
@@ -153,4 +161,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = add_command(subparsers, "demo", cmd_demo, "the whole offline-to-online story on the tiny task (cpu preset)")
     p.add_argument("--out", default="runs/demo")
     p.add_argument("--methods", nargs="+", default=list(DEMO_METHODS), choices=DEMO_METHODS)
+    p.add_argument("--offline-steps", type=int, default=None, help="default: the cpu preset's")
+    p.add_argument("--online-steps", type=int, default=None, help="default: the cpu preset's")
+    p.add_argument("--score-steps", type=int, default=None, help="default: the cpu preset's")
+    p.add_argument("--eval-episodes", type=int, default=10)
     p.add_argument("--no-progress", action="store_true")

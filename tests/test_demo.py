@@ -4,10 +4,11 @@ import json
 import math
 import shutil
 
+from smacrl.cli import main
 from smacrl.demo import run_demo, summary_markdown
 
 
-def test_demo_pipeline_writes_a_finite_report(pendulum_data, tmp_path, monkeypatch):
+def test_demo_pipeline_writes_a_finite_report(pendulum_data, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("SMACRL_DATA", str(tmp_path / "data"))
     monkeypatch.setenv("SMACRL_CACHE", str(tmp_path / "cache"))
     (tmp_path / "data").mkdir()
@@ -36,7 +37,9 @@ def test_demo_pipeline_writes_a_finite_report(pendulum_data, tmp_path, monkeypat
     # a rerun reuses every stage: no stage rewrites its final checkpoint
     finals = sorted(out.rglob("final.safetensors"))
     stamps = [p.stat().st_mtime_ns for p in finals]
-    run_demo(out, methods=("smac", "cql"), offline_steps=30, online_steps=30, score_steps=40, eval_episodes=2,
-             progress=False)  # fmt: skip
-    assert [p.stat().st_mtime_ns for p in finals] == stamps and len(finals) == 4
+    code = main(["demo", "--out", str(out), "--methods", "smac", "cql", "--offline-steps", "30", "--online-steps",
+                 "30", "--score-steps", "40", "--eval-episodes", "2", "--no-progress"])  # fmt: skip
+    assert code == 0 and [p.stat().st_mtime_ns for p in finals] == stamps and len(finals) == 4
+    printed = capsys.readouterr().out
+    assert "smac -> sac: J(pi_0)" in printed and "summary.md" in printed
     assert "No method showed a drop" in summary_markdown({**summary, "rows": [dict(rows[0], drop=-1.0)]}, report)
