@@ -197,14 +197,13 @@ def evaluate_states(
     """
     from torch.func import functional_call, vmap
 
-    from smacrl.data.tasks import env_factory
-    from smacrl.eval.rollout import run_episodes
+    from smacrl.eval.rollout import run_episodes, task_pool
 
     module = _EnvPolicy(spec).eval()
     named = {f"ac.{k}": v for k, v in states.items()}
     n_points = next(iter(states.values())).shape[0]
     per_chunk = max(1, max_envs // max(1, episodes))
-    make_env = env_factory(task)
+    make_env = task_pool(task)  # envs built once, reused by every chunk
     out = np.zeros((n_points, episodes))
 
     def one(params: dict[str, torch.Tensor], obs: torch.Tensor) -> torch.Tensor:
