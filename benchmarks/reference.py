@@ -8,6 +8,8 @@ the way a first eager implementation usually is:
   loop over members (one small matmul per member and layer, instead of one batched matmul);
 - SMAC's action gradient is taken member by member, each with its own ``autograd.grad`` call;
 - every optimizer is ``torch.optim.Adam(..., foreach=False)``: one Python-level update per tensor;
+  where the learner uses Muon, the hidden weights of every member get ``torch.optim.Muon`` instead,
+  one Newton-Schulz iteration per matrix;
 - the target network moves by a Python loop over parameters;
 - every step ends with ``.item()`` on its losses, a host sync (as a logger that prints each step would).
 
@@ -80,9 +82,31 @@ class PlainActor(nn.Module):
         return torch.tanh(self.dist(obs)[0])
 
 
-def _adam(module_or_params, lr: float) -> torch.optim.Adam:
-    params = module_or_params.parameters() if isinstance(module_or_params, nn.Module) else module_or_params
-    return torch.optim.Adam(params, lr=lr, foreach=False)
+def _adam(module_or_params, lr: float, muon: bool = False):
+    """Unfused Adam on every parameter, or (``muon``) torch's Muon on the hidden ``nn.Linear`` weights of
+    each MLP inside ``module`` and unfused Adam on the rest."""
+    if not muon or not isinstance(module_or_params, nn.Module):
+        params = module_or_params.parameters() if isinstance(module_or_params, nn.Module) else module_or_params
+        return torch.optim.Adam(params, lr=lr, foreach=False)
+    mlps = [m for m in module_or_params.modules() if isinstance(m, nn.Sequential)]
+    hidden = [lin.weight for m in mlps for lin in [x for x in m if isinstance(x, nn.Linear)][1:-1]]
+    taken = {id(p) for p in hidden}
+    rest = [p for p in module_or_params.parameters() if id(p) not in taken]
+    muon_opt = torch.optim.Muon(hidden, lr=lr, adjust_lr_fn="match_rms_adamw")
+    return _Pair(muon_opt, torch.optim.Adam(rest, lr=lr, foreach=False))
+
+
+class _Pair:
+    def __init__(self, *opts):
+        self.opts = opts
+
+    def zero_grad(self):
+        for o in self.opts:
+            o.zero_grad()
+
+    def step(self):
+        for o in self.opts:
+            o.step()
 
 
 def _soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
@@ -92,12 +116,15 @@ def _soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
 
 
 class _Base:
-    def __init__(self, obs_dim, act_dim, actor_hidden, critic_hidden, ensemble, critic_act="relu", squash=True):
+    def __init__(
+        self, obs_dim, act_dim, actor_hidden, critic_hidden, ensemble, critic_act="relu", squash=True, muon=False
+    ):
+        self.muon = muon
         self.actor = PlainActor(obs_dim, act_dim, actor_hidden, "relu", squash)
         self.critic = LoopCritic(obs_dim, act_dim, critic_hidden, ensemble, critic_act)
         self.critic_target = copy.deepcopy(self.critic)
-        self.actor_opt = _adam(self.actor, 1e-4)
-        self.critic_opt = _adam(self.critic, 3e-4)
+        self.actor_opt = _adam(self.actor, 1e-4, self.muon)
+        self.critic_opt = _adam(self.critic, 3e-4, self.muon)
         self.gamma, self.tau = 0.99, 0.005
 
     def to(self, device):
@@ -123,15 +150,16 @@ class RefSAC(_Base):
         kappa: float = 0.0,
         alpha_hidden=(256, 256),
         cql_actions: int = 0,
+        muon: bool = False,
     ):
-        super().__init__(obs_dim, act_dim, actor_hidden, critic_hidden, ensemble, critic_act)
+        super().__init__(obs_dim, act_dim, actor_hidden, critic_hidden, ensemble, critic_act, muon=muon)
         self.log_alpha = torch.zeros((), requires_grad=True)
         self.temp_opt = _adam([self.log_alpha], 3e-4)
         self.kappa, self.score_fn, self.cql_actions = kappa, score_fn, cql_actions
         self.target_entropy = -float(act_dim)
         if kappa > 0:
             self.alpha_net = plain_mlp([obs_dim, *alpha_hidden, 1])
-            self.alpha_opt = _adam(self.alpha_net, 1e-4)
+            self.alpha_opt = _adam(self.alpha_net, 1e-4, self.muon)
 
     def to(self, device):
         super().to(device)
@@ -204,8 +232,9 @@ class RefTD3BC(_Base):
         critic_act="relu",
         bc_weight: float = 2.0,
         policy_delay: int = 2,
+        muon: bool = False,
     ):
-        super().__init__(obs_dim, act_dim, actor_hidden, critic_hidden, ensemble, critic_act)
+        super().__init__(obs_dim, act_dim, actor_hidden, critic_hidden, ensemble, critic_act, muon=muon)
         self.actor_target = copy.deepcopy(self.actor)
         self.bc_weight, self.policy_delay, self.steps = bc_weight, policy_delay, 0
 
@@ -239,10 +268,12 @@ class RefTD3BC(_Base):
 class RefIQL(_Base):
     """IQL: expectile value, advantage-weighted actor, critic toward ``r + gamma V(s')``."""
 
-    def __init__(self, obs_dim, act_dim, actor_hidden, critic_hidden, ensemble, value_hidden, expectile=0.9):
-        super().__init__(obs_dim, act_dim, actor_hidden, critic_hidden, ensemble, "relu", squash=False)
+    def __init__(
+        self, obs_dim, act_dim, actor_hidden, critic_hidden, ensemble, value_hidden, expectile=0.9, muon=False
+    ):
+        super().__init__(obs_dim, act_dim, actor_hidden, critic_hidden, ensemble, "relu", squash=False, muon=muon)
         self.value = plain_mlp([obs_dim, *value_hidden, 1])
-        self.value_opt = _adam(self.value, 3e-4)
+        self.value_opt = _adam(self.value, 3e-4, self.muon)
         self.expectile = expectile
 
     def update(self, batch):
@@ -275,8 +306,10 @@ class RefIQL(_Base):
 class RefAWR(_Base):
     """AWR fine-tuning: TD critic, advantage against ``K`` policy samples, weighted log-likelihood."""
 
-    def __init__(self, obs_dim, act_dim, actor_hidden, critic_hidden, ensemble, critic_act="relu", samples=4):
-        super().__init__(obs_dim, act_dim, actor_hidden, critic_hidden, ensemble, critic_act)
+    def __init__(
+        self, obs_dim, act_dim, actor_hidden, critic_hidden, ensemble, critic_act="relu", samples=4, muon=False
+    ):
+        super().__init__(obs_dim, act_dim, actor_hidden, critic_hidden, ensemble, critic_act, muon=muon)
         self.samples = samples
 
     def update(self, batch):

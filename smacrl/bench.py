@@ -183,37 +183,39 @@ def build_case(algo: str, preset: str, device: torch.device, ref_mod) -> Case:
     ac = ActorCritic(spec).to(device)
     args = (OBS_DIM, ACT_DIM, tuple(nets.actor_hidden), tuple(nets.critic_hidden), nets.ensemble_size)
     act = nets.critic_activation
+    muon = getattr(cfg, "optimizer", "adam") == "muon"  # the reference steps the same optimizer, unfused
     if algo in ("smac", "smac_adam"):
         from smacrl.offline.smac import SMAC
 
         learner = SMAC(ac, cfg, analytic_score)
-        ref = ref_mod.RefSAC(*args, act, score_fn=analytic_score, kappa=cfg.kappa, alpha_hidden=cfg.alpha_hidden)
+        ref = ref_mod.RefSAC(*args, act, score_fn=analytic_score, kappa=cfg.kappa, alpha_hidden=cfg.alpha_hidden,
+                             muon=muon)  # fmt: skip
     elif algo == "iql":
         from smacrl.offline.iql import IQL
 
         learner = IQL(ac, cfg)
-        ref = ref_mod.RefIQL(*args, tuple(cfg.value_hidden), cfg.expectile)
+        ref = ref_mod.RefIQL(*args, tuple(cfg.value_hidden), cfg.expectile, muon=muon)
     elif algo in ("cql", "calql"):
         from smacrl.offline.cql import CQL
 
         learner = CQL(ac, cfg, name=algo)
-        ref = ref_mod.RefSAC(*args, act, cql_actions=cfg.n_actions)
+        ref = ref_mod.RefSAC(*args, act, cql_actions=cfg.n_actions, muon=muon)
     elif algo == "td3bc":
         from smacrl.offline.td3bc import TD3BC
 
         learner = TD3BC(ac, cfg)
-        ref = ref_mod.RefTD3BC(*args, act, bc_weight=cfg.bc_weight, policy_delay=cfg.policy_delay)
+        ref = ref_mod.RefTD3BC(*args, act, bc_weight=cfg.bc_weight, policy_delay=cfg.policy_delay, muon=muon)
     else:
         from smacrl.online.loop import make_online_learner
 
         learner = make_online_learner(algo, ac, cfg)
         if algo == "sac":
-            ref = ref_mod.RefSAC(*args, act)
+            ref = ref_mod.RefSAC(*args, act, muon=muon)
         elif algo == "awr":
-            ref = ref_mod.RefAWR(*args, act, samples=cfg.value_samples)
+            ref = ref_mod.RefAWR(*args, act, samples=cfg.value_samples, muon=muon)
         else:
             bc = cfg.bc_weight if algo == "td3bc_online" else 0.0
-            ref = ref_mod.RefTD3BC(*args, act, bc_weight=bc, policy_delay=cfg.policy_delay)
+            ref = ref_mod.RefTD3BC(*args, act, bc_weight=bc, policy_delay=cfg.policy_delay, muon=muon)
     ref.to(device)
     batch = cfg.batch_size
     return Case(algo, preset, learner, ref, batch, update_flops(algo, nets, cfg, batch), note)

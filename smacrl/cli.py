@@ -236,6 +236,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
+    from smacrl.runtime import tune_allocator
+
+    tune_allocator()  # fewer page faults in the update loops; SMACRL_MALLOC_TUNING=0 turns it off
     try:
         return int(args.handler(args, rest) or 0)
     except SmacrlError as e:

@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 from smacrl.nets import ActorCritic, ActorCriticSpec, EnsembleLinear
-from smacrl.optim import EnsembleMuon, build_optimizer, newton_schulz, split_params
+from smacrl.optim import EnsembleMuon, build_optimizer, muon_step, newton_schulz, split_params, step_together
 
 
 @pytest.mark.parametrize("shape", [(4, 24, 40), (3, 40, 24), (2, 16, 16)])
@@ -26,6 +26,68 @@ def test_ensemble_muon_equals_torch_muon_per_member(shape, adjust):
         for e in range(E):
             torch.testing.assert_close(w[e].detach().T, refs[e].detach(), rtol=1e-5, atol=1e-6)
     assert not torch.equal(w.detach()[0], w.detach()[1])  # members were updated independently
+
+
+@pytest.mark.parametrize("shape", [(24, 40), (40, 24), (16, 16)])
+def test_linear_layout_equals_torch_muon(shape):
+    """2D ``nn.Linear`` weights (``layout="out_in"``), several in one optimizer, batched per shape."""
+    torch.manual_seed(0)
+    ws = [nn.Parameter(torch.randn(*shape)) for _ in range(3)]
+    refs = [nn.Parameter(w.detach().clone()) for w in ws]
+    opt = EnsembleMuon(ws, lr=0.02, weight_decay=0.1, adjust_lr_fn="match_rms_adamw", layout="out_in")
+    ref_opt = torch.optim.Muon(refs, lr=0.02, weight_decay=0.1, adjust_lr_fn="match_rms_adamw")
+    for _ in range(3):
+        for w, r in zip(ws, refs, strict=True):
+            w.grad = torch.randn(*shape)
+            r.grad = w.grad.clone()
+        opt.step()
+        ref_opt.step()
+        for w, r in zip(ws, refs, strict=True):
+            # batched and unbatched bf16 matmuls may round differently: tolerance well under one
+            # step's size (lr * 0.2 * sqrt(max dim) ~ 0.02 here)
+            torch.testing.assert_close(w.detach(), r.detach(), rtol=1e-4, atol=2e-4)
+    # the momentum state has torch's format, so checkpoints of either load into the other
+    ref_opt2 = torch.optim.Muon([nn.Parameter(w.detach().clone()) for w in ws], lr=0.02)
+    ref_opt2.load_state_dict(opt.state_dict())
+    torch.testing.assert_close(
+        ref_opt2.state_dict()["state"][0]["momentum_buffer"], opt.state[ws[0]]["momentum_buffer"]
+    )
+
+
+def test_joint_step_equals_separate_steps():
+    """Two optimizers with different learning rates and a shared matrix shape, stepped by one
+    ``muon_step`` (one batched Newton-Schulz call), land exactly where separate steps land."""
+    torch.manual_seed(2)
+    ens = torch.randn(4, 16, 16, requires_grad=True)
+    lin = torch.randn(16, 16, requires_grad=True)
+    ens_ref = ens.detach().clone().requires_grad_(True)
+    lin_ref = lin.detach().clone().requires_grad_(True)
+    a = EnsembleMuon([ens], lr=0.02, adjust_lr_fn="match_rms_adamw")
+    b = EnsembleMuon([lin], lr=0.05, adjust_lr_fn="match_rms_adamw", layout="out_in")
+    a_ref = EnsembleMuon([ens_ref], lr=0.02, adjust_lr_fn="match_rms_adamw")
+    b_ref = EnsembleMuon([lin_ref], lr=0.05, adjust_lr_fn="match_rms_adamw", layout="out_in")
+    calls = []
+    import smacrl.optim.muon as muon_mod
+
+    original = muon_mod.newton_schulz
+
+    def counting(g, *args):
+        calls.append(tuple(g.shape))
+        return original(g, *args)
+
+    for _ in range(2):
+        ens.grad, lin.grad = torch.randn(4, 16, 16), torch.randn(16, 16)
+        ens_ref.grad, lin_ref.grad = ens.grad.clone(), lin.grad.clone()
+        muon_mod.newton_schulz = counting
+        try:
+            muon_step([a, b])
+        finally:
+            muon_mod.newton_schulz = original
+        a_ref.step()
+        b_ref.step()
+        torch.testing.assert_close(ens, ens_ref, rtol=1e-4, atol=2e-4)
+        torch.testing.assert_close(lin, lin_ref, rtol=1e-4, atol=2e-4)
+    assert calls == [(5, 16, 16), (5, 16, 16)]  # one call per step for the 4 members and the matrix
 
 
 def test_newton_schulz_orthogonalizes():
@@ -58,6 +120,8 @@ def test_build_optimizer_trains_and_adam_ablation():
     ac = ActorCritic(spec)
     opt = build_optimizer(ac.critic, lr=1e-2, kind="muon")
     assert set(opt.optimizers) == {"ensemble_muon", "adamw"}
+    assert isinstance(build_optimizer(ac.actor, lr=1e-2).optimizers["muon"], EnsembleMuon)
+    step_together(opt)  # no gradients yet: nothing moves, nothing fails
     obs, act = torch.randn(64, 3), torch.rand(64, 1) * 2 - 1
     target = obs[:, :1] * act
     losses = []

@@ -36,7 +36,7 @@ from smacrl.configs import SMACConfig
 from smacrl.losses import Temperature, ensemble_td_loss, sac_policy_step, soft_td_target
 from smacrl.nets.actor_critic import ActorCritic
 from smacrl.nets.mlp import MLP
-from smacrl.optim import build_optimizer
+from smacrl.optim import build_optimizer, step_together
 
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """``score_fn(raw_obs [B, obs], actions [B, A]) -> grad_a log pi_D(a|s, w) [B, A]``, no gradient."""
@@ -129,8 +129,7 @@ class SMAC:
         self.critic_opt.zero_grad()
         self.alpha_opt.zero_grad()
         (l_ac + cfg.kappa * l_sm).backward()
-        self.critic_opt.step()
-        self.alpha_opt.step()
+        step_together(self.critic_opt, self.alpha_opt)  # one Newton-Schulz call per matrix shape
 
         # policy and temperature: SAC's
         actor_loss, logp = sac_policy_step(

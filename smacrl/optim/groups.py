@@ -3,7 +3,8 @@
 Following the paper's Algorithm 1 and Muon's own guidance, Muon updates the *hidden* weight
 matrices of a network; everything else goes to AdamW:
 
-- 2D hidden ``nn.Linear`` weights                -> ``torch.optim.Muon``
+- 2D hidden ``nn.Linear`` weights                -> :class:`EnsembleMuon` in ``nn.Linear`` layout
+  (the update of ``torch.optim.Muon``; a test checks the equality)
 - 3D hidden ``EnsembleLinear`` weights ``[E,in,out]`` -> :class:`EnsembleMuon` (same update per member)
 - biases, norms, the input layer, the output layer, free vectors such as a state-independent log-std
   -> ``torch.optim.AdamW``
@@ -25,7 +26,7 @@ import torch
 from torch import nn
 
 from smacrl.nets.ensemble import EnsembleLinear
-from smacrl.optim.muon import EnsembleMuon
+from smacrl.optim.muon import EnsembleMuon, muon_step
 
 
 def split_params(module: nn.Module) -> tuple[list[nn.Parameter], list[nn.Parameter], list[nn.Parameter]]:
@@ -50,8 +51,7 @@ class OptimizerSet:
             opt.zero_grad(set_to_none=set_to_none)
 
     def step(self) -> None:
-        for opt in self.optimizers.values():
-            opt.step()
+        step_together(self)
 
     def state_dict(self) -> dict[str, Any]:
         return {name: opt.state_dict() for name, opt in self.optimizers.items()}
@@ -63,6 +63,18 @@ class OptimizerSet:
     def named(self, prefix: str) -> dict[str, torch.optim.Optimizer]:
         """``{prefix_name: optimizer}``, the form :func:`smacrl.checkpoint.save_checkpoint` takes."""
         return {f"{prefix}_{name}": opt for name, opt in self.optimizers.items()}
+
+
+def step_together(*sets: OptimizerSet) -> None:
+    """Step optimizer sets that the same backward pass fed: their Muon matrices share one batched
+    Newton-Schulz call per shape (:func:`smacrl.optim.muon.muon_step`); other optimizers step as usual."""
+    muons = [o for s in sets for o in s.optimizers.values() if isinstance(o, EnsembleMuon)]
+    if muons:
+        muon_step(muons)
+    for s in sets:
+        for opt in s.optimizers.values():
+            if not isinstance(opt, EnsembleMuon):
+                opt.step()
 
 
 def _adamw(params: list[nn.Parameter], lr: float, weight_decay: float) -> torch.optim.AdamW:
@@ -95,7 +107,7 @@ def build_optimizer(
     opts: dict[str, torch.optim.Optimizer] = {}
     kw = dict(lr=lr, weight_decay=weight_decay, momentum=momentum, adjust_lr_fn=adjust_lr_fn)
     if m2:
-        opts["muon"] = torch.optim.Muon(m2, **kw)
+        opts["muon"] = EnsembleMuon(m2, layout="out_in", **kw)
     if m3:
         opts["ensemble_muon"] = EnsembleMuon(m3, **kw)
     if rest:

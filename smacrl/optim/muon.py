@@ -57,10 +57,18 @@ def _lr_ratio(adjust_lr_fn: str | None, fan_out: int, fan_in: int) -> float:
 
 
 class EnsembleMuon(Optimizer):
-    """Muon for ``[E, in, out]`` ensemble weights (and ``[in, out]`` matrices in the same layout).
+    """Muon for ``[E, in, out]`` ensemble weights, and for 2D matrices.
 
     Hyper-parameters and defaults follow ``torch.optim.Muon``: momentum 0.95 with Nesterov, five
     Newton-Schulz steps, decoupled weight decay ``p <- p * (1 - lr * wd)``.
+
+    ``layout`` says how a 2D parameter is stored: ``"in_out"`` (a single member of an ensemble
+    weight) or ``"out_in"`` (an ``nn.Linear`` weight, the layout ``torch.optim.Muon`` takes). 3D
+    parameters are always ``[E, in, out]``.
+
+    One step runs one batched Newton-Schulz call per matrix shape: every member of every parameter
+    with the same ``(out, in)`` shape is orthogonalized together (:func:`muon_step` extends this
+    across optimizers stepped at the same time). Batching does not change any member's result.
     """
 
     def __init__(
@@ -74,7 +82,10 @@ class EnsembleMuon(Optimizer):
         eps: float = 1e-7,
         ns_steps: int = 5,
         adjust_lr_fn: str | None = None,
+        layout: str = "in_out",
     ):
+        if layout not in ("in_out", "out_in"):
+            raise ValueError(f"layout must be 'in_out' or 'out_in', got '{layout}'")
         defaults = dict(
             lr=lr,
             weight_decay=weight_decay,
@@ -86,19 +97,36 @@ class EnsembleMuon(Optimizer):
             adjust_lr_fn=adjust_lr_fn,
         )
         super().__init__(params, defaults)
+        self.layout = layout
         for group in self.param_groups:
             for p in group["params"]:
                 if p.ndim not in (2, 3):
-                    raise ValueError(f"EnsembleMuon takes [E, in, out] or [in, out] weights, got {tuple(p.shape)}")
+                    raise ValueError(f"EnsembleMuon takes [E, in, out] or 2D weights, got {tuple(p.shape)}")
 
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+    def _as_out_in(self, t: Tensor) -> Tensor:
+        """``t`` (a parameter-shaped tensor) as a batch of ``[out, in]`` matrices, the orientation torch's
+        Muon orthogonalizes an ``nn.Linear`` weight in."""
+        if t.dim() == 2 and self.layout == "out_in":
+            return t.unsqueeze(0)
+        return (t if t.dim() == 3 else t.unsqueeze(0)).mT
+
+    def _from_out_in(self, t: Tensor, like: Tensor) -> Tensor:
+        if like.dim() == 2 and self.layout == "out_in":
+            return t.squeeze(0)
+        t = t.mT
+        return t if like.dim() == 3 else t.squeeze(0)
+
+    def _fans(self, p: Tensor) -> tuple[int, int]:
+        """``(fan_out, fan_in)`` of a parameter."""
+        if p.dim() == 2 and self.layout == "out_in":
+            return p.shape[0], p.shape[1]
+        return p.shape[-1], p.shape[-2]
+
+    def _momentum_updates(self) -> list[tuple[dict, Tensor, Tensor]]:
+        """Advance every momentum buffer; return ``(group, param, nesterov update)`` for each param."""
+        out = []
         for group in self.param_groups:
-            lr, wd, mom = group["lr"], group["weight_decay"], group["momentum"]
+            mom = group["momentum"]
             for p in group["params"]:
                 if p.grad is None:
                     continue
@@ -107,10 +135,39 @@ class EnsembleMuon(Optimizer):
                     state["momentum_buffer"] = torch.zeros_like(p.grad)
                 buf = state["momentum_buffer"]
                 buf.lerp_(p.grad, 1 - mom)
-                update = p.grad.lerp(buf, mom) if group["nesterov"] else buf
-                # run NS on the [out, in] (nn.Linear) view, exactly as torch orients each member
-                update = newton_schulz(update.mT, group["ns_coefficients"], group["ns_steps"], group["eps"]).mT
-                fan_in, fan_out = p.shape[-2], p.shape[-1]
-                p.mul_(1 - lr * wd)
-                p.add_(update.to(p.dtype), alpha=-lr * _lr_ratio(group["adjust_lr_fn"], fan_out, fan_in))
+                out.append((group, p, p.grad.lerp(buf, mom) if group["nesterov"] else buf))
+        return out
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        muon_step([self])
         return loss
+
+
+@torch.no_grad()
+def muon_step(optimizers: list[EnsembleMuon]) -> None:
+    """Step several :class:`EnsembleMuon` optimizers at once (e.g. a critic's and alpha_psi's, which
+    the same loss updates), with one Newton-Schulz call per ``(out, in)`` shape and setting."""
+    pending = [(opt, *item) for opt in optimizers for item in opt._momentum_updates()]
+    batches: dict[tuple, list[int]] = {}
+    mats = []
+    for i, (opt, group, _, update) in enumerate(pending):
+        m = opt._as_out_in(update)
+        mats.append(m)
+        key = (tuple(m.shape[1:]), m.dtype, m.device, tuple(group["ns_coefficients"]), group["ns_steps"], group["eps"])
+        batches.setdefault(key, []).append(i)
+    ortho: list[Tensor | None] = [None] * len(pending)
+    for (_, _, _, coefficients, steps, eps), idx in batches.items():
+        stacked = mats[idx[0]] if len(idx) == 1 else torch.cat([mats[i] for i in idx])
+        result = newton_schulz(stacked, coefficients, steps, eps)
+        for i, part in zip(idx, result.split([mats[i].shape[0] for i in idx]), strict=True):
+            ortho[i] = part
+    for (opt, group, p, _), o in zip(pending, ortho, strict=True):
+        lr, wd = group["lr"], group["weight_decay"]
+        fan_out, fan_in = opt._fans(p)
+        p.mul_(1 - lr * wd)
+        p.add_(opt._from_out_in(o, p).to(p.dtype), alpha=-lr * _lr_ratio(group["adjust_lr_fn"], fan_out, fan_in))
