@@ -24,8 +24,15 @@ optimizers' Adam arithmetic and the score model are not counted):
 - TD3's delayed actor step is averaged over ``policy_delay`` updates; it asks autograd for the actor's
   gradients only, so the critic counts ``2 F`` there (no weight gradients).
 
-The fraction of peak divides the update's FLOP/s by a float32 matmul's FLOP/s measured at the start
-of the same run.
+``% of matmul peak`` is the time the update's FLOPs would take at this machine's matmul rates,
+divided by the time it takes: network FLOPs at the float32 2048x2048 matmul rate, Newton-Schulz FLOPs
+at the bfloat16 ``[E, H, H]`` batched-matmul rate Muon runs them at (both measured in the same run).
+100% would mean the update is nothing but large matmuls at full speed.
+
+The ``matmul`` rows put that peak in context: the float32 rate of the critic's hidden layer at the
+update's own batch size (its forward ``x W``, input gradient ``g W^T`` and weight gradient ``x^T g``
+together). Small batches (TD3+BC's 32 rows per member) cannot reach the 2048x2048 rate on a CPU, so an
+update cannot either; the ratio column gives the fraction of the large-matmul peak those GEMMs reach.
 """
 
 from __future__ import annotations
@@ -88,6 +95,19 @@ def muon_flops(sizes: list[int], ensemble: int = 1, ns_steps: int = 5) -> float:
     return total * ensemble
 
 
+def newton_schulz_flops(algo: str, nets: Any, cfg: Any) -> float:
+    """The Newton-Schulz part of :func:`update_flops` (zero without Muon)."""
+    if getattr(cfg, "optimizer", "adam") != "muon":
+        return 0.0
+    critic = [OBS_DIM + ACT_DIM, *nets.critic_hidden, 1]
+    total = muon_flops(critic, nets.ensemble_size) + muon_flops([OBS_DIM, *nets.actor_hidden, 2 * ACT_DIM])
+    if algo in ("smac", "smac_adam"):
+        total += muon_flops([OBS_DIM, *cfg.alpha_hidden, 1])
+    elif algo == "iql":
+        total += muon_flops([OBS_DIM, *cfg.value_hidden, 1])
+    return total
+
+
 def update_flops(algo: str, nets: Any, cfg: Any, batch: int) -> float:
     """Matmul FLOPs of one ``update`` of ``algo`` (see the module docstring for the rule)."""
     e = nets.ensemble_size
@@ -138,6 +158,8 @@ class Case:
     batch_size: int
     flops: float
     note: str = ""
+    ns_flops: float = 0.0
+    """The part of ``flops`` that is Muon's Newton-Schulz iteration (run in bfloat16)."""
 
 
 def synthetic_batch(batch_size: int, device: torch.device, gen: torch.Generator) -> dict[str, torch.Tensor]:
@@ -218,7 +240,8 @@ def build_case(algo: str, preset: str, device: torch.device, ref_mod) -> Case:
             ref = ref_mod.RefTD3BC(*args, act, bc_weight=bc, policy_delay=cfg.policy_delay, muon=muon)
     ref.to(device)
     batch = cfg.batch_size
-    return Case(algo, preset, learner, ref, batch, update_flops(algo, nets, cfg, batch), note)
+    flops = update_flops(algo, nets, cfg, batch)
+    return Case(algo, preset, learner, ref, batch, flops, note, newton_schulz_flops(algo, nets, cfg))
 
 
 # ----------------------------------------------------------------------------- timing
@@ -256,6 +279,32 @@ def matmul_flops_per_s(device: torch.device, n: int = 2048, repeats: int = 5) ->
     return 2.0 * n**3 * max(rates)  # the best repeat: the rate the hardware reaches when the machine lets it
 
 
+def bf16_bmm_flops_per_s(device: torch.device, e: int, n: int, repeats: int = 5) -> float:
+    """Best bfloat16 FLOP/s of an ``[e, n, n] x [e, n, n]`` batched matmul (Muon's Newton-Schulz shape)."""
+    a = torch.randn(e, n, n, device=device, dtype=torch.bfloat16)
+    b = torch.randn(e, n, n, device=device, dtype=torch.bfloat16)
+    reps = repeats * (20 if device.type == "cuda" else 1)
+    rates = time_interleaved({"bmm": lambda i: torch.bmm(a, b)}, 2, reps, 1, device)["bmm"]
+    return 2.0 * e * n**3 * max(rates)
+
+
+def layer_gemm_flops_per_s(device: torch.device, e: int, rows: int, n: int, repeats: int = 5) -> float:
+    """Best float32 FLOP/s of one ensemble hidden layer's three GEMMs at ``rows`` rows per member: the
+    forward ``x W``, the input gradient ``g W^T`` and the weight gradient ``x^T g``."""
+    x = torch.randn(e, rows, n, device=device)
+    g = torch.randn(e, rows, n, device=device)
+    w = torch.randn(e, n, n, device=device)
+
+    def trio(i: int) -> None:
+        torch.bmm(x, w)
+        torch.bmm(g, w.mT)
+        torch.bmm(x.mT, g)
+
+    reps = repeats * (20 if device.type == "cuda" else 1)
+    rates = time_interleaved({"trio": trio}, 2, reps, 1, device)["trio"]
+    return 3 * 2.0 * e * rows * n * n * max(rates)
+
+
 @dataclasses.dataclass
 class Row:
     section: str
@@ -282,7 +331,9 @@ def _row(section, name, size, unit, ours: list[float], ref: list[float], **kw) -
     return Row(section, name, size, unit, statistics.median(ours), min(ours), max(ours), statistics.median(ref), **kw)
 
 
-def bench_updates(case: Case, device, warmup, repeats, per_repeat, peak, n_batches: int = 4) -> Row:
+def bench_updates(
+    case: Case, device, warmup, repeats, per_repeat, peak, n_batches: int = 4, ns_peak: float | None = None
+) -> Row:
     gen = torch.Generator().manual_seed(0)
     batches = [synthetic_batch(case.batch_size, device, gen) for _ in range(n_batches)]
     rates = time_interleaved(
@@ -304,7 +355,7 @@ def bench_updates(case: Case, device, warmup, repeats, per_repeat, peak, n_batch
         rates["ours"],
         rates["ref"],
         gflop=case.flops / 1e9,
-        peak_fraction=case.flops * med / peak,
+        peak_fraction=med * ((case.flops - case.ns_flops) / peak + case.ns_flops / (ns_peak or peak)),
         note=case.note,
     )
 
@@ -425,6 +476,9 @@ def run_bench(
         result["rows"].append(row)
         emit(_format(row))
 
+    bf16_rates: dict[tuple[int, int], float] = {}
+    shapes: dict[tuple[int, int, int], str] = {}
+
     for preset in presets:
         for algo in algos:
             if quick and preset != "cpu" and algo not in QUICK_PAPER_ALGOS:
@@ -434,10 +488,27 @@ def run_bench(
             n = updates if preset == "cpu" else max(1, updates // 10)
             try:
                 case = build_case(algo, preset, dev, ref_mod)
-                add(bench_updates(case, dev, warmup if preset == "cpu" else 1, repeats, n, peak))
+                ns_peak = None
+                if case.ns_flops:
+                    nets = case.learner.ac.spec
+                    key = (nets.ensemble_size, max(nets.critic_hidden))
+                    if key not in bf16_rates:
+                        bf16_rates[key] = bf16_bmm_flops_per_s(dev, *key)
+                    ns_peak = bf16_rates[key]
+                add(bench_updates(case, dev, warmup if preset == "cpu" else 1, repeats, n, peak, ns_peak=ns_peak))
+                spec = case.learner.ac.spec
+                shapes.setdefault((spec.ensemble_size, case.batch_size, max(spec.critic_hidden)), case.algo)
             except Exception as e:  # one broken learner should not hide the others' figures
                 result.setdefault("errors", []).append(f"{algo}/{preset}: {type(e).__name__}: {e}")
                 emit(f"update  {algo:22} {preset:26} FAILED: {type(e).__name__}: {e}")
+    for (e, rows, n), algo in shapes.items():
+        g = layer_gemm_flops_per_s(dev, e, rows, n) / 1e9
+        note = f"float32, first used by {algo}; reference: 2048x2048 matmul"
+        add(Row("matmul", "critic layer GEMMs", f"E={e} B={rows} H={n}", "GFLOP/s", g, g, g, peak / 1e9, note=note))
+    for (e, n), rate in bf16_rates.items():
+        g = rate / 1e9
+        note = "the rate Muon's Newton-Schulz FLOPs are counted at; reference: float32 2048x2048"
+        add(Row("matmul", "Newton-Schulz bmm", f"[{e},{n},{n}] bf16", "GFLOP/s", g, g, g, peak / 1e9, note=note))
     for row in bench_replay(dev, replay_size, repeats, max(10, updates * 10), ref_mod):
         add(row)
     for env_id in envs:
@@ -469,7 +540,10 @@ def to_markdown(result: dict[str, Any]) -> str:
         "Each rate is the median over timed repeats after warm-up, with its [min-max] spread, beside the plain "
         "reference of `benchmarks/reference.py` timed in the same process (repeats interleaved). "
         "`ratio` = ours / reference. FLOPs count matmuls only (rule in `smacrl/bench.py`); "
-        "`% of matmul peak` compares the update's FLOP/s with the float32 2048x2048 matmul measured in the same run.",
+        "`% of matmul peak` is the time the update's FLOPs would take at the matmul rates measured in the same run "
+        "(float32 2048x2048 for the networks, the bfloat16 `matmul` row for Muon's Newton-Schulz) over the time "
+        "the update takes. The `matmul` rows give the float32 rate of a critic layer's GEMMs at each update's "
+        "own batch size, against the 2048x2048 rate: small batches cap what an update can reach.",
         "",
         f"- machine: {m['cpu']}, {m['cores']} cores; device {m['device']}{' (' + m['gpu'] + ')' if 'gpu' in m else ''}",
         f"- torch {m['torch']}, {m['threads']} threads, Python {m['python']}",

@@ -3,7 +3,7 @@
 import json
 import math
 
-from smacrl.bench import ALGOS, analytic_score, load_reference, update_flops
+from smacrl.bench import ALGOS, analytic_score, load_reference, newton_schulz_flops, update_flops
 
 
 def test_bench_quick_output_format(tmp_path, capsys):
@@ -21,6 +21,7 @@ def test_bench_quick_output_format(tmp_path, capsys):
     assert {("update", a) for a in ALGOS} <= names
     assert {("replay", "ReplayBuffer.sample"), ("replay", "MixedSampler.sample")} <= names
     assert {("eval", "Hopper-v5"), ("eval", "Pendulum-v1")} <= names
+    assert ("matmul", "critic layer GEMMs") in names and ("matmul", "Newton-Schulz bmm") in names
     for r in rows:
         for key in ("median", "low", "high", "reference", "ratio"):
             assert math.isfinite(r[key]) and r[key] > 0, (r["name"], key, r[key])
@@ -44,7 +45,8 @@ def test_bench_markdown_holds_every_row(tmp_path):
     text = path.read_text()
     assert "torch" in text and "threads" in text and "load average" in text and "GFLOP/s" in text
     table = [ln for ln in text.splitlines() if ln.startswith("| ") and not ln.startswith("| section")]
-    assert len(table) == len(result["rows"]) == 4
+    assert len(table) == len(result["rows"]) == 5  # td3bc, its critic-layer GEMM rate, 2 replay, 1 eval
+    assert [r.section for r in result["rows"]][:2] == ["update", "matmul"]
 
 
 def test_flop_count_follows_the_rule():
@@ -59,6 +61,8 @@ def test_flop_count_follows_the_rule():
     muon = make_config("smac", "locomotion")
     ns = 5 * 6 * 512**3  # Newton-Schulz on one 512x512 hidden matrix; critic 10 x 2, actor 2, alpha one 256x256
     assert math.isclose(update_flops("smac", muon, muon, 64) - expected, ns * 22 + 5 * 6 * 256**3)
+    assert math.isclose(newton_schulz_flops("smac", muon, muon), ns * 22 + 5 * 6 * 256**3)
+    assert newton_schulz_flops("smac", cfg, cfg) == 0.0
 
 
 def test_reference_smac_runs_its_double_backward():
