@@ -60,6 +60,12 @@ OFFLINE = ("smac", "smac_adam", "iql", "cql", "calql", "td3bc")
 ONLINE = ("sac", "td3", "td3bc_online", "awr")
 ALGOS = OFFLINE + ONLINE
 QUICK_PAPER_ALGOS = ("smac", "smac_adam", "td3bc")
+CORL = "corl"
+"""A bench-only size set: issue 10's CORL comparison, i.e. the paper's 512x3 networks at batch 64 with
+CORL's 2 critics (and a 512x3 value net for IQL), on the locomotion preset's other settings."""
+CORL_UPDATES_PER_S = {"td3bc": 53.0, "iql": 42.0, "cql": 8.3, "calql": 8.2}
+"""CORL's updates/s at those sizes on the issue author's 2-core machine (issue 10's table)."""
+CORL_SIZES = dict(ensemble_size=2, batch_size=64, critic_hidden=(512,) * 3, actor_hidden=(512,) * 3, optimizer="adam")
 """The paper-size learners that ``--quick`` measures (the rest take minutes at paper sizes on a CPU)."""
 REFERENCE_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "reference.py"
 
@@ -190,7 +196,11 @@ def build_case(algo: str, preset: str, device: torch.device, ref_mod) -> Case:
     from smacrl.nets.actor_critic import ActorCritic, ActorCriticSpec
 
     note = ""
-    if algo in ONLINE:
+    if preset == CORL:
+        extra = {"value_hidden": (512,) * 3} if algo == "iql" else {}
+        cfg = nets = make_config(algo, "locomotion", **CORL_SIZES, **extra)
+        note = f"CORL's sizes (2 critics, 512x3, B=64); CORL: {CORL_UPDATES_PER_S[algo]:g} updates/s"
+    elif algo in ONLINE:
         cfg = make_config(algo, preset, offline_algo="smac")
         nets = make_config("smac", preset)
         note = "nets of smac, batch of smac's online table"
@@ -440,7 +450,7 @@ def load_average() -> str:
 def run_bench(
     quick: bool = True,
     device: str = "cpu",
-    presets: tuple[str, ...] = ("cpu", "locomotion"),
+    presets: tuple[str, ...] = ("cpu", "locomotion", CORL),
     algos: tuple[str, ...] = ALGOS,
     warmup: int | None = None,
     repeats: int | None = None,
@@ -479,7 +489,7 @@ def run_bench(
     bf16_rates: dict[tuple[int, int], float] = {}
     shapes: dict[tuple[int, int, int], str] = {}
 
-    for preset in presets:
+    for preset in (p for p in presets if p != CORL):
         for algo in algos:
             if quick and preset != "cpu" and algo not in QUICK_PAPER_ALGOS:
                 continue
@@ -501,6 +511,18 @@ def run_bench(
             except Exception as e:  # one broken learner should not hide the others' figures
                 result.setdefault("errors", []).append(f"{algo}/{preset}: {type(e).__name__}: {e}")
                 emit(f"update  {algo:22} {preset:26} FAILED: {type(e).__name__}: {e}")
+    for algo in CORL_UPDATES_PER_S if (not quick and CORL in presets) else ():
+        if algo not in algos:
+            continue
+        torch.manual_seed(0)
+        try:
+            case = build_case(algo, CORL, dev, ref_mod)
+            add(bench_updates(case, dev, 1, repeats, max(1, updates // 4), peak))
+            spec = case.learner.ac.spec
+            shapes.setdefault((spec.ensemble_size, case.batch_size, max(spec.critic_hidden)), case.algo)
+        except Exception as e:
+            result.setdefault("errors", []).append(f"{algo}/{CORL}: {type(e).__name__}: {e}")
+            emit(f"update  {algo:22} {CORL:26} FAILED: {type(e).__name__}: {e}")
     for (e, rows, n), algo in shapes.items():
         g = layer_gemm_flops_per_s(dev, e, rows, n) / 1e9
         note = f"float32, first used by {algo}; reference: 2048x2048 matmul"
@@ -512,7 +534,8 @@ def run_bench(
     for row in bench_replay(dev, replay_size, repeats, max(10, updates * 10), ref_mod):
         add(row)
     for env_id in envs:
-        add(bench_eval(env_id, "cpu" if "cpu" in presets else presets[0], dev, eval_episodes, max(2, repeats // 2),
+        actor_preset = "cpu" if "cpu" in presets else next((p for p in presets if p != CORL), "locomotion")
+        add(bench_eval(env_id, actor_preset, dev, eval_episodes, max(2, repeats // 2),
                        ref_mod))  # fmt: skip
     result["load_after"] = load_average()
     emit(f"load average after: {result['load_after']}")
@@ -577,7 +600,7 @@ def write_result(result: dict[str, Any], path: Path) -> None:
 def cmd_bench(args: argparse.Namespace, rest: list[str]) -> int:
     if rest:
         args.parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    presets = tuple(args.preset) if args.preset else ("cpu", "locomotion")
+    presets = tuple(args.preset) if args.preset else ("cpu", "locomotion", CORL)
     result = run_bench(
         quick=args.quick,
         device=args.device,
@@ -609,7 +632,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--quick", action="store_true", help="cpu sizes, plus SMAC (Muon, AdamW) and TD3+BC at paper sizes (<2 min)"
     )
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
-    p.add_argument("--preset", action="append", choices=PRESET_NAMES, help="repeatable (default: cpu and locomotion)")
+    p.add_argument("--preset", action="append", choices=(*PRESET_NAMES, CORL),
+                   help="repeatable (default: cpu, locomotion, and corl (CORL sizes) in full runs)")  # fmt: skip
     p.add_argument("--algos", nargs="+", choices=ALGOS, default=None, help="restrict the learners measured")
     p.add_argument("--warmup", type=int, default=None, help="untimed updates before timing")
     p.add_argument("--repeats", type=int, default=None, help="timed repeats (median and spread over these)")
