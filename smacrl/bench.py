@@ -466,9 +466,11 @@ def run_bench(
     envs: tuple[str, ...] = ("Hopper-v5", "Pendulum-v1"),
     threads: int | None = None,
     emit: Callable[[str], None] = print,
+    compile: bool = False,
 ) -> dict[str, Any]:
     """Measure everything and return ``{"machine", "load_before", "load_after", "matmul_gflops", "rows"}``;
     ``emit`` receives each printed line as soon as it is measured."""
+    from smacrl.nets.compile import compile_learner
     from smacrl.runtime import resolve_device
 
     dev = resolve_device(device)
@@ -481,6 +483,7 @@ def run_bench(
     replay_size = (100_000 if quick else 1_000_000) if replay_size is None else replay_size
     eval_episodes = (8 if quick else 16) if eval_episodes is None else eval_episodes
     info = machine_info(dev)
+    info["compile"] = compile
     result: dict[str, Any] = {"machine": info, "load_before": load_average(), "quick": quick, "rows": []}
     emit(" ".join(f"{k}={v}" for k, v in info.items()) + f" | load average {result['load_before']}")
     peak = matmul_flops_per_s(dev)
@@ -503,7 +506,11 @@ def run_bench(
             # paper sizes are ~100x costlier per update: fewer updates per repeat keep the run bounded
             n = updates if preset == "cpu" else max(1, updates // 10)
             try:
+                if compile:
+                    torch._dynamo.reset()  # each learner compiles afresh (the recompile limit is per process)
                 case = build_case(algo, preset, dev, ref_mod)
+                if compile_learner(case.learner, compile, log=lambda line: None):
+                    case.note = (case.note + "; " if case.note else "") + "critics compiled"
                 ns_peak = None
                 if case.ns_flops:
                     nets = case.learner.ac.spec
@@ -522,7 +529,11 @@ def run_bench(
             continue
         torch.manual_seed(0)
         try:
+            if compile:
+                torch._dynamo.reset()
             case = build_case(algo, CORL, dev, ref_mod)
+            if compile_learner(case.learner, compile, log=lambda line: None):
+                case.note += "; critics compiled"
             add(bench_updates(case, dev, 1, repeats, max(1, updates // 4), peak))
             spec = case.learner.ac.spec
             shapes.setdefault((spec.ensemble_size, case.batch_size, max(spec.critic_hidden)), case.algo)
@@ -575,7 +586,8 @@ def to_markdown(result: dict[str, Any]) -> str:
         "own batch size, against the 2048x2048 rate: small batches cap what an update can reach.",
         "",
         f"- machine: {m['cpu']}, {m['cores']} cores; device {m['device']}{' (' + m['gpu'] + ')' if 'gpu' in m else ''}",
-        f"- torch {m['torch']}, {m['threads']} threads, Python {m['python']}",
+        f"- torch {m['torch']}, {m['threads']} threads, Python {m['python']}"
+        + ("; critics torch.compile'd (`--compile`)" if m.get("compile") else ""),
         f"- load average (1, 5, 15 min) before: {result['load_before']}; after: {result.get('load_after', 'n/a')}",
         f"- float32 matmul: {result['matmul_gflops']:.1f} GFLOP/s",
         "",
@@ -619,6 +631,7 @@ def cmd_bench(args: argparse.Namespace, rest: list[str]) -> int:
         eval_episodes=args.eval_episodes,
         threads=args.threads,
         emit=lambda line: print(line, flush=True),
+        compile=args.compile,
     )
     out = args.out
     if out is None and not args.quick:
@@ -647,5 +660,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--replay-size", type=int, default=None, help="rows in the sampled replay buffers")
     p.add_argument("--eval-episodes", type=int, default=None, help="episodes per evaluation timing")
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's own)")
+    p.add_argument("--compile", action="store_true", help="time the learners with torch.compile'd critics "
+                   "(what --compile does in training; SMAC stays eager)")  # fmt: skip
     p.add_argument("--out", default=None, help="write results (.md table or .json); full runs default to "
                    "benchmarks/RESULTS.md")  # fmt: skip

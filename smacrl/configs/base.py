@@ -60,7 +60,17 @@ class NetsConfig:
 
 
 @dataclasses.dataclass
-class OfflineConfig(NetsConfig, RunOptions):
+class LearnerOptions:
+    """How a learner's update runs."""
+
+    compile: bool = False
+    """torch.compile the critic ensembles: on a CPU faster for small CQL/AWR/TD3/SAC nets, slower at
+    paper sizes and for TD3+BC; SMAC stays eager; falls back to eager if compilation fails
+    (smacrl/nets/compile.py, benchmarks/COMPILE.md)."""
+
+
+@dataclasses.dataclass
+class OfflineConfig(NetsConfig, LearnerOptions, RunOptions):
     """Fields every offline algorithm has."""
 
     steps: int = 250_000
@@ -76,7 +86,7 @@ class OfflineConfig(NetsConfig, RunOptions):
 
 
 @dataclasses.dataclass
-class OnlineConfig(RunOptions):
+class OnlineConfig(LearnerOptions, RunOptions):
     """Fields every online fine-tuning algorithm has (paper section 4.2)."""
 
     steps: int = 200_000

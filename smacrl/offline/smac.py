@@ -87,6 +87,8 @@ class SMAC:
     """One SMAC learner. ``update(batch)`` does one step of Algorithm 1 and returns metric tensors."""
 
     name = "smac"
+    second_order = True
+    """The score-matching term differentiates grad_a Q: a double backward (no torch.compile)."""
 
     def __init__(self, ac: ActorCritic, cfg: SMACConfig, score_fn: ScoreFn):
         self.ac, self.cfg, self.score_fn = ac, cfg, score_fn

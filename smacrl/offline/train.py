@@ -27,6 +27,7 @@ from smacrl.errors import CheckpointError
 from smacrl.eval.rollout import eval_metrics
 from smacrl.logger import MetricLogger, postfix, progress
 from smacrl.nets.actor_critic import ActorCritic, ActorCriticSpec
+from smacrl.nets.compile import compile_learner
 from smacrl.run import RunDir
 from smacrl.runtime import resolve_device, seed_everything
 
@@ -82,6 +83,7 @@ def pretrain(
         return final  # finished: don't build the learner (for SMAC that would load or train a score model)
     ac = build_actor_critic(cfg, dataset, device)
     learner = learner_factory(ac, cfg, dataset)
+    compile_learner(learner, cfg.compile)
     start = _resume(run, learner, dataset) if resume else 0
     if start:
         run.truncate_metrics(start)

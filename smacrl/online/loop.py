@@ -37,6 +37,7 @@ from smacrl.eval.rollout import eval_metrics
 from smacrl.logger import MetricLogger, postfix, progress
 from smacrl.losses import Temperature
 from smacrl.nets.actor_critic import ActorCritic
+from smacrl.nets.compile import compile_learner
 from smacrl.run import RunDir, resolve_checkpoint
 from smacrl.runtime import resolve_device, seed_everything
 
@@ -241,6 +242,7 @@ def finetune(
     env.close()
     ckpt = load_checkpoint(path, device=device, obs_dim=obs_dim, act_dim=len(low))
     learner = make_online_learner(algo, ckpt.actor_critic, cfg, ckpt)
+    compile_learner(learner, cfg.compile)
     run = RunDir(run_dir).create()
     run.save_config(algo, cfg, preset=preset, checkpoint=str(path), offline_algo=ckpt.algo, task=task)
     info = {"offline_algo": ckpt.algo, "offline_checkpoint": str(path), "preset": preset}
