@@ -131,9 +131,14 @@ class IQL:
         v_loss.backward()
         self.value_opt.step()
 
-        # 2. policy: advantage-weighted regression with the updated V
+        # 2. policy: advantage-weighted regression with the updated V. The critic's target V(s') of
+        # step 3 comes from the same updated V (the policy step does not touch V), so both are read
+        # in one forward pass over [s; s'].
+        b = obs_n.shape[0]
         with torch.no_grad():
-            advantage = q_target - self.value(obs_n)
+            v_new = self.value(torch.cat([obs_n, next_n]))
+            advantage = q_target - v_new[:b]
+            target = batch["rewards"] + cfg.gamma * (1.0 - batch["terminals"]) * v_new[b:]
         weights = awr_weights(advantage, cfg.beta, cfg.max_weight)
         log_prob = ac.actor.log_prob(obs_n, actions)
         actor_loss = awr_policy_loss(log_prob, weights)
@@ -142,8 +147,6 @@ class IQL:
         self.actor_opt.step()
 
         # 3. critic: regression on r + gamma (1 - d) V(s')
-        with torch.no_grad():
-            target = batch["rewards"] + cfg.gamma * (1.0 - batch["terminals"]) * self.value(next_n)
         q_data = ac.critic(obs_n, actions)
         q_loss = ensemble_td_loss(q_data, target)
         self.critic_opt.zero_grad()
