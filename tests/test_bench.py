@@ -128,3 +128,21 @@ def test_corl_sizes_match_the_issue_flop_counts():
     assert abs(td3bc.flops / 1e9 - 0.82) < 0.05
     iql = build_case("iql", CORL, torch.device("cpu"), load_reference())
     assert abs(iql.flops / 1e9 - 1.02) < 0.1
+
+
+def test_bench_compile_and_corl_rows():
+    """``--compile`` marks compiled learners (and the machine line); full runs add the CORL-size rows."""
+    from smacrl.bench import CORL, run_bench
+
+    result = run_bench(
+        quick=False, presets=("cpu", CORL), algos=("td3bc",), warmup=1, repeats=1, updates=1, replay_size=200,
+        eval_episodes=1, envs=("Pendulum-v1",), threads=1, emit=lambda line: None, compile=True,
+    )  # fmt: skip
+    assert "errors" not in result and result["machine"]["compile"] is True
+    updates = [r for r in result["rows"] if r.section == "update"]
+    assert [r.size for r in updates] == ["cpu B=32", "corl B=64"]
+    assert all("critics compiled" in r.note for r in updates)
+    assert "CORL: 53 updates/s" in updates[1].note and math.isfinite(updates[1].peak_fraction)
+    import torch
+
+    torch._dynamo.reset()

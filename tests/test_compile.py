@@ -75,3 +75,38 @@ def test_compiled_sac_matches_eager(small_spec):
     for a, b in zip(ours.ac.parameters(), ref.ac.parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
     torch._dynamo.reset()
+
+
+def test_cli_flag_reaches_both_training_loops(pendulum_data, tmp_path, monkeypatch, capsys):
+    """``--compile`` on ``finetune`` compiles the online learner's critics for real; on ``pretrain --algo
+    smac`` it reports that SMAC stays eager; both runs finish with finite losses."""
+    import numpy as np
+
+    import smacrl.offline.train as offline_train
+    import smacrl.online.loop as online_loop
+    from smacrl.cli import main
+    from smacrl.logger import read_metrics
+
+    calls = []
+
+    def recording(learner, enabled, log=print):
+        calls.append((type(learner).__name__, enabled, compile_learner(learner, enabled, log)))
+        return calls[-1][2]
+
+    monkeypatch.setattr(offline_train, "compile_learner", recording)
+    monkeypatch.setattr(online_loop, "compile_learner", recording)
+    monkeypatch.setenv("SMACRL_CACHE", str(tmp_path / "cache"))
+    off = tmp_path / "off"
+    assert main(["pretrain", "--algo", "smac", "--dataset", str(pendulum_data), "--preset", "cpu", "--steps", "20",
+                 "--score-steps", "30", "--eval-every", "0", "--log-every", "10", "--no-progress", "--compile",
+                 "--out", str(off)]) == 0  # fmt: skip
+    assert "double backward" in capsys.readouterr().out
+    torch._dynamo.reset()
+    on = tmp_path / "on"
+    assert main(["finetune", "--algo", "td3", "--checkpoint", str(off), "--preset", "cpu", "--steps", "30",
+                 "--warmup-steps", "20", "--eval-after-first", "30", "--eval-every", "30", "--eval-episodes", "1",
+                 "--log-every", "10", "--no-progress", "--compile", "--out", str(on)]) == 0  # fmt: skip
+    torch._dynamo.reset()
+    assert calls == [("SMAC", True, False), ("TD3", True, True)]
+    losses = [r["online/loss_critic"] for r in read_metrics(on) if "online/loss_critic" in r]
+    assert len(losses) == 30 and all(np.isfinite(losses))
