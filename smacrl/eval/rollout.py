@@ -1,8 +1,9 @@
-"""The one evaluation loop: batched policy calls over a gymnasium vector env.
+"""The one evaluation loop: batched policy calls over a pool of envs.
 
-Each of ``episodes`` episodes runs in its own sub-env (at most ``max_envs`` at a time), seeded
+Each of ``episodes`` episodes runs in its own env (at most ``max_envs`` at a time), seeded
 ``seed + i``, so an evaluation is reproducible and independent of how episodes are batched. The
-policy is called once per step for all sub-envs together.
+policy is called once per step for all envs together; only unfinished envs are stepped, and an
+:class:`EnvPool` keeps the envs alive between evaluations (MuJoCo envs are stepped by two threads).
 """
 
 from __future__ import annotations
