@@ -4,7 +4,7 @@ Following the paper's Algorithm 1 and Muon's own guidance, Muon updates the *hid
 matrices of a network; everything else goes to AdamW:
 
 - 2D hidden ``nn.Linear`` weights                -> :class:`EnsembleMuon` in ``nn.Linear`` layout
-  (the update of ``torch.optim.Muon``; a test checks the equality)
+  (the update of ``torch.optim.Muon``, equal up to bf16 rounding; tested)
 - 3D hidden ``EnsembleLinear`` weights ``[E,in,out]`` -> :class:`EnsembleMuon` (same update per member)
 - biases, norms, the input layer, the output layer, free vectors such as a state-independent log-std
   -> ``torch.optim.AdamW``

@@ -68,7 +68,8 @@ class EnsembleMuon(Optimizer):
 
     One step runs one batched Newton-Schulz call per matrix shape: every member of every parameter
     with the same ``(out, in)`` shape is orthogonalized together (:func:`muon_step` extends this
-    across optimizers stepped at the same time). Batching does not change any member's result.
+    across optimizers stepped at the same time). Batching changes a member's result only through
+    bf16 rounding (tests compare with unbatched steps to 2e-4 on steps of about 0.02).
     """
 
     def __init__(
