@@ -498,48 +498,37 @@ def run_bench(
     bf16_rates: dict[tuple[int, int], float] = {}
     shapes: dict[tuple[int, int, int], str] = {}
 
-    for preset in (p for p in presets if p != CORL):
-        for algo in algos:
-            if quick and preset != "cpu" and algo not in QUICK_PAPER_ALGOS:
-                continue
-            torch.manual_seed(0)
-            # paper sizes are ~100x costlier per update: fewer updates per repeat keep the run bounded
-            n = updates if preset == "cpu" else max(1, updates // 10)
-            try:
-                if compile:
-                    torch._dynamo.reset()  # each learner compiles afresh (the recompile limit is per process)
-                case = build_case(algo, preset, dev, ref_mod)
-                if compile_learner(case.learner, compile, log=lambda line: None):
-                    case.note = (case.note + "; " if case.note else "") + "critics compiled"
-                ns_peak = None
-                if case.ns_flops:
-                    nets = case.learner.ac.spec
-                    key = (nets.ensemble_size, max(nets.critic_hidden))
-                    if key not in bf16_rates:
-                        bf16_rates[key] = bf16_bmm_flops_per_s(dev, *key)
-                    ns_peak = bf16_rates[key]
-                add(bench_updates(case, dev, warmup if preset == "cpu" else 1, repeats, n, peak, ns_peak=ns_peak))
-                spec = case.learner.ac.spec
-                shapes.setdefault((spec.ensemble_size, case.batch_size, max(spec.critic_hidden)), case.algo)
-            except Exception as e:  # one broken learner should not hide the others' figures
-                result.setdefault("errors", []).append(f"{algo}/{preset}: {type(e).__name__}: {e}")
-                emit(f"update  {algo:22} {preset:26} FAILED: {type(e).__name__}: {e}")
-    for algo in CORL_UPDATES_PER_S if (not quick and CORL in presets) else ():
-        if algo not in algos:
-            continue
+    # (algo, size set, warm-up updates, updates per timed repeat); paper and CORL sizes are ~100x and
+    # ~10x costlier per update than cpu sizes, so fewer updates per repeat keep the run bounded
+    jobs = [
+        (algo, preset, warmup if preset == "cpu" else 1, updates if preset == "cpu" else max(1, updates // 10))
+        for preset in presets
+        if preset != CORL
+        for algo in algos
+        if not (quick and preset != "cpu" and algo not in QUICK_PAPER_ALGOS)
+    ]
+    if not quick and CORL in presets:
+        jobs += [(algo, CORL, 1, max(1, updates // 4)) for algo in CORL_UPDATES_PER_S if algo in algos]
+    for algo, preset, warm, n in jobs:
         torch.manual_seed(0)
         try:
             if compile:
-                torch._dynamo.reset()
-            case = build_case(algo, CORL, dev, ref_mod)
+                torch._dynamo.reset()  # each learner compiles afresh (the recompile limit is per process)
+            case = build_case(algo, preset, dev, ref_mod)
             if compile_learner(case.learner, compile, log=lambda line: None):
-                case.note += "; critics compiled"
-            add(bench_updates(case, dev, 1, repeats, max(1, updates // 4), peak))
+                case.note = (case.note + "; " if case.note else "") + "critics compiled"
             spec = case.learner.ac.spec
+            ns_peak = None
+            if case.ns_flops:
+                key = (spec.ensemble_size, max(spec.critic_hidden))
+                if key not in bf16_rates:
+                    bf16_rates[key] = bf16_bmm_flops_per_s(dev, *key)
+                ns_peak = bf16_rates[key]
+            add(bench_updates(case, dev, warm, repeats, n, peak, ns_peak=ns_peak))
             shapes.setdefault((spec.ensemble_size, case.batch_size, max(spec.critic_hidden)), case.algo)
-        except Exception as e:
-            result.setdefault("errors", []).append(f"{algo}/{CORL}: {type(e).__name__}: {e}")
-            emit(f"update  {algo:22} {CORL:26} FAILED: {type(e).__name__}: {e}")
+        except Exception as e:  # one broken learner should not hide the others' figures
+            result.setdefault("errors", []).append(f"{algo}/{preset}: {type(e).__name__}: {e}")
+            emit(f"update  {algo:22} {preset:26} FAILED: {type(e).__name__}: {e}")
     for (e, rows, n), algo in shapes.items():
         g = layer_gemm_flops_per_s(dev, e, rows, n) / 1e9
         note = f"float32, first used by {algo}; reference: 2048x2048 matmul"
