@@ -106,3 +106,24 @@ def test_toy_critic_gradient_aligns_with_true_score_and_points_to_data():
     toward = ((grad.detach() * (mu(s) - far)).sum(-1) > 0).float().mean().item()
     assert toward > 0.9, toward
     assert mean_cosine(grad.detach(), analytic_score(s, far)).item() > 0.8
+
+
+def test_pretrain_gives_the_same_weights_with_a_cold_or_warm_score_cache(pendulum_data, tmp_path, monkeypatch):
+    """Training the score model (cold cache) and loading it (warm cache) draw from torch's RNG differently;
+    the SMAC run built on it must not depend on which happened."""
+    from smacrl.checkpoint import load_checkpoint
+    from smacrl.cli import main
+
+    monkeypatch.setenv("SMACRL_CACHE", str(tmp_path / "cache"))
+    finals = []
+    for run in ("cold", "warm"):
+        out = tmp_path / run
+        assert main(["pretrain", "--algo", "smac", "--dataset", str(pendulum_data), "--preset", "cpu", "--steps", "15",
+                     "--score-steps", "20", "--eval-every", "0", "--log-every", "5", "--no-progress",
+                     "--out", str(out)]) == 0  # fmt: skip
+        finals.append(load_checkpoint(out / "checkpoints" / "final.safetensors"))
+    assert len(list((tmp_path / "cache").rglob("*.safetensors"))) == 1  # the second run loaded it
+    for name, a in finals[0].actor_critic.state_dict().items():
+        torch.testing.assert_close(a, finals[1].actor_critic.state_dict()[name], rtol=0, atol=0, msg=name)
+    for name, a in finals[0].extras["alpha_net"].items():
+        torch.testing.assert_close(a, finals[1].extras["alpha_net"][name], rtol=0, atol=0, msg=name)

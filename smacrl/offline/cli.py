@@ -12,23 +12,28 @@ from smacrl.configs import PRESET_NAMES
 
 def _smac_factory(args: argparse.Namespace, preset: str):
     def factory(ac, cfg, dataset):
+        import torch
+
         from smacrl.offline.smac import SMAC
         from smacrl.score import load_score_model
         from smacrl.score.cache import ensure_score_model
 
         device = next(ac.parameters()).device
-        if args.score:
-            model = load_score_model(args.score, device=device, obs_dim=dataset.obs_dim, act_dim=dataset.act_dim)
-        else:
-            model, _ = ensure_score_model(
-                dataset,
-                preset,
-                rvs=cfg.rvs,
-                seed=cfg.seed,
-                device=device,
-                progress=cfg.progress,
-                steps=args.score_steps,
-            )
+        # Loading and training draw from torch's global RNG in different amounts; isolating them keeps
+        # the learner's own initialisation (alpha_psi) the same whether the score model was cached or not.
+        with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+            if args.score:
+                model = load_score_model(args.score, device=device, obs_dim=dataset.obs_dim, act_dim=dataset.act_dim)
+            else:
+                model, _ = ensure_score_model(
+                    dataset,
+                    preset,
+                    rvs=cfg.rvs,
+                    seed=cfg.seed,
+                    device=device,
+                    progress=cfg.progress,
+                    steps=args.score_steps,
+                )
 
         def score_fn(obs, actions):
             return model.score(obs, actions, w=cfg.score_w, k=cfg.score_k)
