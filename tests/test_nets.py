@@ -14,6 +14,7 @@ from smacrl.nets import (
     EnsembleMLP,
     GaussianActor,
     ObsNormalizer,
+    activation_fn,
     polyak_update,
     reduce_ensemble,
 )
@@ -36,6 +37,59 @@ def test_ensemble_member_equals_nn_linear():
     ys = layer(xs)
     for i in range(4):
         torch.testing.assert_close(ys[i], xs[i] @ layer.weight[i] + layer.bias[i], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("shared_input", [True, False])
+def test_width_one_output_layer_equals_batched_matmul_to_second_order(shared_input):
+    """The out=1 layer takes a multiply-and-sum path instead of baddbmm: its values, its input
+    gradient, and the weight gradient of an input-gradient penalty (SMAC's double backward) must
+    equal the batched matmul's."""
+    torch.manual_seed(2)
+    e, b, d = 3, 6, 5
+    layer = EnsembleLinear(d, 1, ensemble_size=e)
+    x = torch.randn(b, d) if shared_input else torch.randn(e, b, d)
+
+    def penalty_grads(forward):
+        xi = x.clone().requires_grad_(True)
+        y = forward(xi)
+        (gx,) = torch.autograd.grad((y * y).sum(), xi, create_graph=True)
+        gw, gb = torch.autograd.grad(gx.pow(2).sum(), (layer.weight, layer.bias))
+        return y, gx, gw, gb
+
+    def reference(xi):
+        xe = xi.unsqueeze(0).expand(e, -1, -1) if shared_input else xi
+        return torch.baddbmm(layer.bias, xe, layer.weight)
+
+    ours, ref = penalty_grads(layer), penalty_grads(reference)
+    assert ours[0].shape == (e, b, 1)
+    for a, r in zip(ours, ref):
+        torch.testing.assert_close(a, r, rtol=1e-5, atol=1e-6)
+    assert ours[2].abs().sum() > 0  # the penalty really reaches the weights
+
+
+@pytest.mark.parametrize("shape", [(4, 8, 16), (10, 128, 64)])  # below and above Tanh.min_numel
+def test_tanh_activation_equals_torch_tanh_to_second_order(shape):
+    """The critic's tanh (``2 sigmoid(2x) - 1`` on large CPU tensors) against torch.tanh: values, the
+    input gradient, and the gradient of an input-gradient penalty (a double backward)."""
+    torch.manual_seed(3)
+    x = torch.randn(*shape) * 3
+    w = torch.randn(*shape)
+    act = activation_fn("tanh")
+    fast = x.numel() >= act.min_numel
+    assert (type(act(x.requires_grad_(True)).grad_fn).__name__ == "_SigmoidTanhBackward") is fast
+
+    def grads(f):
+        xi = x.detach().requires_grad_(True)
+        y = f(xi)
+        (gx,) = torch.autograd.grad((y * w).sum(), xi, create_graph=True)
+        (gg,) = torch.autograd.grad(gx.pow(2).sum(), xi)
+        return y, gx, gg
+
+    for a, r in zip(grads(act), grads(torch.tanh)):
+        torch.testing.assert_close(a, r, rtol=1e-5, atol=2e-6)
+    y = act(x.detach())
+    assert (y - torch.tanh(x)).abs().max() <= 2.5e-7
+    assert y.abs().max() <= 1.0
 
 
 def test_ensemble_init_matches_nn_linear_bound():

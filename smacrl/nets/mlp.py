@@ -7,9 +7,45 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+
+class _SigmoidTanh(torch.autograd.Function):
+    """``tanh(x) = 2 sigmoid(2x) - 1``, with tanh's own backward ``g (1 - y^2)``."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        y = torch.sigmoid(x * 2).mul_(2).sub_(1)
+        ctx.save_for_backward(y)
+        return y
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        # aten's tanh_backward has its own derivative, and y's graph leads back here, so a double
+        # backward (SMAC's action-gradient penalty) differentiates through this as through torch.tanh
+        (y,) = ctx.saved_tensors
+        return torch.ops.aten.tanh_backward(grad, y)
+
+
+class Tanh(nn.Module):
+    """``tanh``; on CPU tensors of at least ``min_numel`` elements computed as ``2 sigmoid(2x) - 1``,
+    within 2e-7 of ``torch.tanh`` (tested), with tanh's own backward.
+
+    torch's CPU ``tanh`` is its accurate-to-1-ulp vector routine, about 6x the cost of ``sigmoid``: on
+    a ``[10, 1024, 512]`` activation 6.7 ms against 2.3 ms for this form, and SMAC's tanh critics are
+    the nets every online algorithm fine-tunes. Below ``min_numel`` the Python-level backward of the
+    custom autograd function costs more than it saves; on CUDA ``tanh`` is already one pass.
+    """
+
+    min_numel = 1 << 16
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type == "cpu" and x.numel() >= self.min_numel:
+            return _SigmoidTanh.apply(x)
+        return torch.tanh(x)
+
+
 _ACTIVATIONS = {
     "relu": nn.ReLU,
-    "tanh": nn.Tanh,
+    "tanh": Tanh,
     "mish": nn.Mish,
     "gelu": nn.GELU,
     "silu": nn.SiLU,
