@@ -67,7 +67,7 @@ def test_width_one_output_layer_equals_batched_matmul_to_second_order(shared_inp
     assert ours[2].abs().sum() > 0  # the penalty really reaches the weights
 
 
-@pytest.mark.parametrize("shape", [(4, 8, 16), (10, 128, 64)])  # below and above Tanh.min_numel
+@pytest.mark.parametrize("shape", [(4, 8, 16), (10, 32, 64), (10, 128, 64)])  # around the two thresholds
 def test_tanh_activation_equals_torch_tanh_to_second_order(shape):
     """The critic's tanh (``2 sigmoid(2x) - 1`` on large CPU tensors) against torch.tanh: values, the
     input gradient, and the gradient of an input-gradient penalty (a double backward)."""
