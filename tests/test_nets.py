@@ -90,6 +90,10 @@ def test_tanh_activation_equals_torch_tanh_to_second_order(shape):
     y = act(x.detach())
     assert (y - torch.tanh(x)).abs().max() <= 2.5e-7
     assert y.abs().max() <= 1.0
+    # under torch.func transforms too (vmap of a per-sample gradient)
+    per_sample = torch.func.vmap(torch.func.grad(lambda xi: act(xi).pow(2).sum()))(x.detach())
+    reference = torch.func.vmap(torch.func.grad(lambda xi: torch.tanh(xi).pow(2).sum()))(x.detach())
+    torch.testing.assert_close(per_sample, reference, rtol=1e-5, atol=2e-6)
 
 
 def test_ensemble_init_matches_nn_linear_bound():
