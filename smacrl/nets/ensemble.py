@@ -1,8 +1,8 @@
 """Vectorized ensembles: E members evaluated as one batched matmul.
 
 An :class:`EnsembleLinear` holds weights of shape ``[E, in, out]`` and biases ``[E, 1, out]``; its
-forward pass is a single ``torch.baddbmm`` (a multiply-and-sum when ``out`` is 1). There is never a Python loop over members, so an
-ensemble of 10 critics costs one kernel launch per layer, not ten.
+forward pass is a single ``torch.baddbmm`` (a multiply-and-sum when ``out`` is 1). There is never a
+Python loop over members, so an ensemble of 10 critics costs one kernel launch per layer, not ten.
 """
 
 from __future__ import annotations
