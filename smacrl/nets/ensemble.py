@@ -1,7 +1,7 @@
 """Vectorized ensembles: E members evaluated as one batched matmul.
 
 An :class:`EnsembleLinear` holds weights of shape ``[E, in, out]`` and biases ``[E, 1, out]``; its
-forward pass is a single ``torch.baddbmm`` (a multiply-and-sum when ``out`` is 1). There is never a
+forward pass is a single ``torch.baddbmm`` (on CPU a multiply-and-sum when ``out`` is 1). There is never a
 Python loop over members, so an ensemble of 10 critics costs one kernel launch per layer, not ten.
 """
 
@@ -40,10 +40,11 @@ class EnsembleLinear(nn.Module):
         nn.init.uniform_(self.bias, -bound, bound)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.out_features == 1:
+        if self.out_features == 1 and x.device.type == "cpu":
             # A critic's output layer. Batched GEMV (N=1) is the slowest shape CPU BLAS has: forward
             # plus backward of [10,1024,512] x [10,512,1] took 13.0 ms as baddbmm and 3.3 ms as this
             # multiply-and-sum, which also broadcasts a shared [B, in] input without expanding it.
+            # (Measured on CPU only; CUDA keeps the batched matmul.)
             return (x * self.weight.transpose(1, 2)).sum(-1, keepdim=True) + self.bias
         if x.dim() == 2:
             x = x.unsqueeze(0).expand(self.ensemble_size, -1, -1)
