@@ -47,7 +47,7 @@ class Tanh(nn.Module):
         if x.device.type == "cpu":
             if not (x.requires_grad and torch.is_grad_enabled()):
                 if x.numel() >= self.min_numel_no_grad:
-                    return torch.sigmoid(x * 2).mul_(2).sub_(1)
+                    return _SigmoidTanh.forward(x)  # the same arithmetic, no graph node
             elif x.numel() >= self.min_numel:
                 return _SigmoidTanh.apply(x)
         return torch.tanh(x)
