@@ -62,7 +62,6 @@ def tune_allocator(enable: bool | None = None) -> bool:
     except (OSError, AttributeError):  # musl or another libc: nothing to tune
         return False
     big = 1 << 30
-    return all(
-        mallopt(param, value) == 1
-        for param, value in ((_M_MMAP_THRESHOLD, big), (_M_TRIM_THRESHOLD, big), (_M_TOP_PAD, 64 << 20))
-    )
+    settings = ((_M_MMAP_THRESHOLD, big), (_M_TRIM_THRESHOLD, big), (_M_TOP_PAD, 64 << 20))
+    applied = [mallopt(param, value) == 1 for param, value in settings]  # each one, even if another fails
+    return all(applied)

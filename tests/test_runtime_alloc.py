@@ -22,3 +22,19 @@ def test_tuning_applies_on_glibc(monkeypatch):
     monkeypatch.delenv("SMACRL_MALLOC_TUNING", raising=False)
     assert tune_allocator() is True
     assert tune_allocator(enable=False) is False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only")
+def test_every_setting_is_tried_when_one_is_refused(monkeypatch):
+    calls = []
+
+    class FakeLibc:
+        @staticmethod
+        def mallopt(param, value):
+            calls.append(param)
+            return 0 if len(calls) == 1 else 1  # glibc refuses the first setting
+
+    monkeypatch.delenv("SMACRL_MALLOC_TUNING", raising=False)
+    monkeypatch.setattr("smacrl.runtime.ctypes.CDLL", lambda name: FakeLibc())
+    assert tune_allocator() is False
+    assert len(calls) == 3  # the refusal did not stop the trim threshold and top pad from being set
