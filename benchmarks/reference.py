@@ -82,7 +82,7 @@ class PlainActor(nn.Module):
         return torch.tanh(self.dist(obs)[0])
 
 
-def _adam(module_or_params, lr: float, muon: bool = False):
+def _optimizer(module_or_params, lr: float, muon: bool = False):
     """Unfused Adam on every parameter, or (``muon``) torch's Muon on the hidden ``nn.Linear`` weights of
     each MLP inside ``module`` and unfused Adam on the rest."""
     if not muon or not isinstance(module_or_params, nn.Module):
@@ -123,8 +123,8 @@ class _Base:
         self.actor = PlainActor(obs_dim, act_dim, actor_hidden, "relu", squash)
         self.critic = LoopCritic(obs_dim, act_dim, critic_hidden, ensemble, critic_act)
         self.critic_target = copy.deepcopy(self.critic)
-        self.actor_opt = _adam(self.actor, 1e-4, self.muon)
-        self.critic_opt = _adam(self.critic, 3e-4, self.muon)
+        self.actor_opt = _optimizer(self.actor, 1e-4, self.muon)
+        self.critic_opt = _optimizer(self.critic, 3e-4, self.muon)
         self.gamma, self.tau = 0.99, 0.005
 
     def to(self, device):
@@ -154,17 +154,17 @@ class RefSAC(_Base):
     ):
         super().__init__(obs_dim, act_dim, actor_hidden, critic_hidden, ensemble, critic_act, muon=muon)
         self.log_alpha = torch.zeros((), requires_grad=True)
-        self.temp_opt = _adam([self.log_alpha], 3e-4)
+        self.temp_opt = _optimizer([self.log_alpha], 3e-4)
         self.kappa, self.score_fn, self.cql_actions = kappa, score_fn, cql_actions
         self.target_entropy = -float(act_dim)
         if kappa > 0:
             self.alpha_net = plain_mlp([obs_dim, *alpha_hidden, 1])
-            self.alpha_opt = _adam(self.alpha_net, 1e-4, self.muon)
+            self.alpha_opt = _optimizer(self.alpha_net, 1e-4, self.muon)
 
     def to(self, device):
         super().to(device)
         self.log_alpha = self.log_alpha.detach().to(device).requires_grad_(True)
-        self.temp_opt = _adam([self.log_alpha], 3e-4)
+        self.temp_opt = _optimizer([self.log_alpha], 3e-4)
         return self
 
     def update(self, batch):
@@ -273,7 +273,7 @@ class RefIQL(_Base):
     ):
         super().__init__(obs_dim, act_dim, actor_hidden, critic_hidden, ensemble, "relu", squash=False, muon=muon)
         self.value = plain_mlp([obs_dim, *value_hidden, 1])
-        self.value_opt = _adam(self.value, 3e-4, self.muon)
+        self.value_opt = _optimizer(self.value, 3e-4, self.muon)
         self.expectile = expectile
 
     def update(self, batch):

@@ -60,6 +60,7 @@ OFFLINE = ("smac", "smac_adam", "iql", "cql", "calql", "td3bc")
 ONLINE = ("sac", "td3", "td3bc_online", "awr")
 ALGOS = OFFLINE + ONLINE
 QUICK_PAPER_ALGOS = ("smac", "smac_adam", "td3bc")
+"""The paper-size learners that ``--quick`` measures (the rest take minutes at paper sizes on a CPU)."""
 CORL = "corl"
 """A bench-only size set: issue 10's CORL comparison, i.e. the paper's 512x3 networks at batch 64 with
 CORL's 2 critics (and a 512x3 value net for IQL), on the locomotion preset's other settings."""
@@ -67,7 +68,6 @@ CORL_UPDATES_PER_S = {"td3bc": 53.0, "iql": 42.0, "cql": 8.3, "calql": 8.2, "sac
 """CORL's updates/s at those sizes on the issue author's 2-core machine (issue 10's table); ``sac`` is
 CORL's SAC-N, whose ensemble of 10 is kept."""
 CORL_SIZES = dict(ensemble_size=2, batch_size=64, critic_hidden=(512,) * 3, actor_hidden=(512,) * 3, optimizer="adam")
-"""The paper-size learners that ``--quick`` measures (the rest take minutes at paper sizes on a CPU)."""
 REFERENCE_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "reference.py"
 
 

@@ -1,13 +1,11 @@
 """Opt-in ``torch.compile`` of the critic ensembles (``--compile``), with an eager fallback.
 
 What was measured on a 2-core CPU (``benchmarks/compile_ab.py``: the same learner, compiled and
-eager blocks alternating in one process; figures in ``benchmarks/COMPILE.md``): at the ``cpu``
-preset's sizes compiling the critic and its target copy speeds up CQL (1.40x), AWR (1.25x), TD3
-(1.16x) and SAC (1.05x), leaves IQL unchanged (0.97x) and slows TD3+BC (0.86x); at batch 64 with
-512-wide layers, where the matmuls dominate, it is slower (SAC-N, TD3+BC, IQL: 0.87-0.93x), while CQL
-(1.07x) and SAC at batch 1024 (1.05x) still gain a little. Compiling the actors never helped. So the
-flag is off by default, compiles the critics only, and is worth turning on for small-network
-CQL/AWR/TD3/SAC runs long enough to repay the compile time (about 5-15 s per process here).
+eager blocks alternating in one process; the figures are in ``benchmarks/COMPILE.md``): compiling the
+critic and its target copy speeds up small-network SAC, TD3, AWR and CQL, and slows TD3+BC, IQL and
+the batch-64 512-wide (CORL-size) updates, where the matmuls dominate. Compiling the actors never
+helped. So the flag is off by default, compiles the critics only, and is worth turning on for
+small-network CQL/AWR/TD3/SAC runs long enough to repay the compile time (about 5-15 s per process).
 
 SMAC's score-matching term differentiates ``grad_a Q`` (a double backward), which ``torch.compile``
 does not support; a learner that declares ``second_order = True`` stays eager and says so.
