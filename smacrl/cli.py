@@ -161,6 +161,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "smacrl.offline.cli",
     "smacrl.online.cli",
     "smacrl.eval.cli",
+    "smacrl.eval.diagnose",
     "smacrl.eval.landscape_cli",
     "smacrl.pipeline",
     "smacrl.demo",

@@ -108,3 +108,29 @@ def test_diffusion_policy_maps_to_env_bounds():
     torch.testing.assert_close(pol.to_env_action(a), torch.tensor([[-2.0, 0.0], [0.0, 5.0], [2.0, 10.0]]))
     x = pol.act(torch.randn(5, 3))
     assert x.shape == (5, 2) and x.abs().max() <= 1.0
+
+
+def test_score_train_reports_heldout_loss_and_the_diffusion_bc_return(tmp_path, capsys):
+    """On a dataset with a task, `score train` logs the held-out loss and ends with `score eval`'s rollout."""
+    rng = np.random.default_rng(0)
+    n, ep = 600, 200
+    theta = rng.uniform(-np.pi, np.pi, n)
+    obs = np.stack([np.cos(theta), np.sin(theta), rng.normal(0, 1, n)], 1).astype(np.float32)
+    act = np.clip(-1.5 * obs[:, 1:2], -2, 2).astype(np.float32)
+    timeouts = np.zeros(n, dtype=bool)
+    timeouts[ep - 1 :: ep] = True
+    path = tmp_path / "pendulum.hdf5"
+    with h5py.File(path, "w") as f:
+        f["observations"], f["actions"], f["rewards"] = obs, act, (-(theta**2)).astype(np.float32)
+        f["terminals"], f["timeouts"] = np.zeros(n, dtype=bool), timeouts
+        f.attrs["action_low"], f.attrs["action_high"] = np.array([-2.0]), np.array([2.0])
+        f.attrs["task"] = "pendulum-medium-replay"
+    out = tmp_path / "score"
+    assert _train(path, out, "--eval-episodes", "2", "--heldout-fraction", "0.1") == 0
+    text = capsys.readouterr().out
+    rows = read_metrics(out / "metrics.jsonl")
+    held = [r["score/heldout_loss"] for r in rows if "score/heldout_loss" in r]
+    assert len(held) == 4 and all(np.isfinite(held))
+    assert "held-out denoising loss" in text
+    bc = [r for r in rows if "eval/score_bc_return_mean" in r]
+    assert len(bc) == 1 and bc[0]["step"] == 40 and "diffusion-BC policy" in text and "pendulum" in text

@@ -251,3 +251,90 @@ def test_training_lowers_the_loss(mixture_model):
     fresh_loss = fresh.eval().loss(s, a, w, generator=g)
     assert trained_loss < 0.6 * fresh_loss
     assert mixture_model.steps == 1200 and mixture_model.steps_per_second > 0
+
+
+# ----------------------------------------------------------------------------- the EMA and its warm-up
+def _init_share(steps: int, decay: float) -> float:
+    """The weight the EMA's result keeps on the initialisation after ``steps`` updates, by running the
+    update itself on a parameter that is 1 at init and 0 in every later iterate."""
+    from smacrl.score.train import ema_update
+
+    ema, live = [torch.ones(())], [torch.zeros(())]
+    for n in range(1, steps + 1):
+        ema_update(ema, live, n, decay)
+    return ema[0].item()
+
+
+def test_ema_forgets_the_initialisation_at_every_preset_budget():
+    from smacrl.configs.presets import PRESET_NAMES
+    from smacrl.score.train import ema_decay_at
+
+    budgets = {make_config("score", p).steps for p in PRESET_NAMES}
+    decays = {make_config("score", p).ema_decay for p in PRESET_NAMES}
+    for decay in decays:
+        # the share only falls with more steps (every factor is < 1), so checking every budget up to
+        # 20,000 steps and the smallest larger one covers all of them
+        shares = [_init_share(n, decay) for n in (1, 2, 3, 4)]
+        assert shares == sorted(shares, reverse=True) and shares[-1] < 0.01, shares
+        for steps in sorted(budgets):
+            share = _init_share(min(steps, 20_000), decay)
+            assert share < 0.01, (steps, share)
+        # the ramp ends at the configured decay
+        assert ema_decay_at(10**7, decay) == decay and ema_decay_at(1, decay) < 0.5
+    # without a warm-up, 3,000 steps at 0.9995 kept 22% of the initialisation
+    assert abs(0.9995**3000 - 0.223) < 1e-3
+
+
+def test_trained_ema_model_has_moved_away_from_its_initialisation(tmp_path):
+    """The returned (EMA) weights after a short run sit near the trained iterate, not at the random init:
+    with the old constant decay of 0.9995 they moved about 1.5% of the way after 30 steps."""
+    torch.manual_seed(0)
+    s = torch.rand(512, 2) * 2 - 1
+    w = (torch.rand(512) > 0.5).float()
+    a = (mode(s, w) + STD * torch.randn(512, 2)).clamp(-1, 1)
+    cfg = _cfg(True, 30)
+    cfg = type(cfg)(**{**cfg.__dict__, "ema_decay": 0.9995})
+    torch.manual_seed(1)
+    init = ScoreModel(2, 2, cfg)
+    torch.manual_seed(1)
+    result = train_score_model(s, a, w, cfg, progress=False)
+    p0 = torch.cat([p.flatten() for p in init.parameters()])
+    p_ema = torch.cat([p.flatten() for p in result.model.parameters()])
+    p_raw = torch.cat([p.flatten() for p in result.raw.parameters()])
+    moved = ((p_ema - p0).norm() / (p_raw - p0).norm()).item()
+    assert moved > 0.5, moved
+
+
+def test_score_cache_key_is_versioned_and_old_models_are_retrained(tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from smacrl.score.cache import ensure_score_model, score_cache_dir
+    from smacrl.score.checkpoint import read_score_metadata, save_score_model
+    from smacrl.score.train import CHECKPOINT_NAME, TRAINING_VERSION
+
+    monkeypatch.setenv("SMACRL_CACHE", str(tmp_path))
+    folder = score_cache_dir("ab" * 32, "cpu", True)
+    assert folder.name.endswith(f"-v{TRAINING_VERSION}")
+    torch.manual_seed(0)
+    n = 64
+    ds = SimpleNamespace(
+        sha256="ab" * 32, observations=torch.randn(n, 2), actions=torch.rand(n, 2) * 2 - 1, w=torch.rand(n),
+        obs_mean=torch.zeros(2), obs_std=torch.ones(2), obs_dim=2, act_dim=2, source="toy", task=None,
+    )  # fmt: skip
+    cfg = make_config("score", "cpu", steps=5)
+    # a model in the cache's place that does not record this training version (as older code wrote it)
+    save_score_model(folder / CHECKPOINT_NAME, ScoreModel(2, 2, cfg), cfg, step=10**6, dataset_sha256=ds.sha256)
+    _, path = ensure_score_model(ds, "cpu", steps=5, progress=False)
+    meta = read_score_metadata(path)
+    assert meta["step"] == 5 and meta["info"]["training_version"] == TRAINING_VERSION  # retrained, not reused
+    mtime = path.stat().st_mtime_ns
+    ensure_score_model(ds, "cpu", steps=5, progress=False)
+    assert path.stat().st_mtime_ns == mtime  # a current model is reused
+
+
+def test_ema_update_records_no_autograd_history():
+    from smacrl.score.train import ema_update
+
+    ema, live = [torch.zeros(3)], [torch.ones(3, requires_grad=True)]
+    ema_update(ema, live, 1, 0.9995)
+    assert ema[0].grad_fn is None and not ema[0].requires_grad

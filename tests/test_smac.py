@@ -127,3 +127,108 @@ def test_pretrain_gives_the_same_weights_with_a_cold_or_warm_score_cache(pendulu
         torch.testing.assert_close(a, finals[1].actor_critic.state_dict()[name], rtol=0, atol=0, msg=name)
     for name, a in finals[0].extras["alpha_net"].items():
         torch.testing.assert_close(a, finals[1].extras["alpha_net"][name], rtol=0, atol=0, msg=name)
+
+
+# ----------------------------------------------------------------------------- the config switches
+def _batch(n=128, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    s = torch.rand(n, 2, generator=g) * 2 - 1
+    return {
+        "obs": s,
+        "actions": (mu(s) + SIGMA * torch.randn(n, 2, generator=g)).clamp(-1, 1),
+        "rewards": torch.rand(n, generator=g),
+        "next_obs": torch.rand(n, 2, generator=g) * 2 - 1,
+        "terminals": torch.zeros(n),
+    }
+
+
+def _smac(seed=0, score=analytic_score, **overrides):
+    torch.manual_seed(seed)
+    cfg = make_config("smac", "cpu", critic_hidden=(32,), actor_hidden=(32,), ensemble_size=2, **overrides)
+    ac = ActorCritic(ActorCriticSpec.from_config(cfg, 2, (-1.0, -1.0), (1.0, 1.0)))
+    return SMAC(ac, cfg, score)
+
+
+def test_td_entropy_switch_decides_whether_the_temperature_enters_the_td_loss():
+    losses = {}
+    for td_entropy in (True, False):
+        for temp in (1.0, 5.0):
+            smac = _smac(init_temperature=temp, td_entropy=td_entropy)
+            torch.manual_seed(3)  # the same policy samples in the target
+            losses[td_entropy, temp] = smac.update(_batch())["loss_ac"].item()
+    assert losses[False, 1.0] == losses[False, 5.0]  # a plain target: the temperature does not enter
+    assert abs(losses[True, 1.0] - losses[True, 5.0]) > 1e-3
+
+
+def test_alpha_init_and_parameterisations():
+    s = torch.randn(64, 2)
+    soft = AlphaNet(2, (16,), param="softplus", init=0.1)
+    torch.testing.assert_close(torch.nn.functional.softplus(soft.net.net[-1].bias), torch.tensor([0.1]))
+    assert (soft(s) > 0).all()
+    lin = AlphaNet(2, (16,), param="linear", init=-0.2)
+    torch.testing.assert_close(lin.net.net[-1].bias, torch.tensor([-0.2]))
+    # linear reads the raw output: it can be negative, and it equals the net's output
+    torch.testing.assert_close(lin(s), lin.net(s).squeeze(-1))
+    with torch.no_grad():
+        lin.net.net[-1].bias.fill_(-50.0)
+    assert (lin(s) < 0).all()
+    # a collapsed softplus alpha has (almost) no gradient to come back with; the linear one does
+    soft_collapsed = AlphaNet(2, (16,), param="softplus", init=1e-20)
+    soft_collapsed(s).sum().backward()
+    lin.net.zero_grad()
+    lin(s).sum().backward()
+    assert soft_collapsed.net.net[-1].bias.grad.abs().item() < 1e-12
+    assert lin.net.net[-1].bias.grad.item() == 64.0
+
+
+def test_score_free_ablation_is_a_pure_action_gradient_penalty():
+    smac = _smac(score=None, score_free=True)
+    batch = _batch()
+    torch.manual_seed(5)
+    metrics = smac.update(batch, diagnostics=True)
+    assert metrics["alpha_mean"].item() == 0.0 and "cos_data" not in metrics
+    assert torch.isfinite(metrics["loss_sm"])
+    # hand-computed: with alpha = 0, L_SM = sum_e mean_b ||grad_a Q_e||^2 on the same actions, before the step
+    smac2 = _smac(score=None, score_free=True)
+    torch.manual_seed(5)
+    from smacrl.losses import soft_td_target
+    from smacrl.offline.smac import score_matching_actions
+
+    obs_n = smac2.ac.obs_norm(batch["obs"])
+    soft_td_target(smac2.ac, smac2.ac.obs_norm(batch["next_obs"]), batch["rewards"], batch["terminals"],
+                   smac2.temperature().detach(), 0.99)  # fmt: skip
+    a = score_matching_actions(smac2.ac, obs_n)
+    grad, _ = action_gradient(smac2.ac.critic, obs_n, a, 2)
+    torch.testing.assert_close(metrics["loss_sm"], grad.detach().square().sum(-1).mean(-1).sum())
+    try:
+        _smac(score=None)
+    except ValueError as e:
+        assert "score_fn" in str(e)
+    else:
+        raise AssertionError("SMAC without a score must refuse unless score_free")
+
+
+def test_diagnostics_split_l_sm_by_half_and_measure_the_spread_of_q():
+    from smacrl.offline.smac import q_spread
+
+    smac = _smac()
+    m = smac.update(_batch(n=100), diagnostics=True)
+    # L_SM is the mean over the batch of the per-state sum over members: the halves recombine exactly
+    torch.testing.assert_close(m["loss_sm"], (50 * m["loss_sm_policy"] + 50 * m["loss_sm_uniform"]) / 100)
+    for key in ("grad_q_norm_policy", "grad_q_norm_uniform", "alpha_score_norm_policy", "alpha_score_norm_uniform",
+                "cos_data", "q_spread", "entropy"):  # fmt: skip
+        assert torch.isfinite(m[key]), key
+    torch.testing.assert_close(m["entropy_max"], torch.tensor(2 * math.log(2.0)))
+
+    class Linear(nn.Module):  # Q_e(s, a) = a_0: its std over a ~ U[-1, 1] is 1/sqrt(3)
+        def forward(self, s, a):
+            return a[..., 0].expand(2, -1)
+
+    class Flat(nn.Module):
+        def forward(self, s, a):
+            return torch.zeros(2, a.shape[-2])
+
+    torch.manual_seed(0)
+    obs = torch.randn(512, 3)
+    assert q_spread(Flat(), obs, 2).item() == 0.0
+    assert abs(q_spread(Linear(), obs, 2).item() - 1 / math.sqrt(3)) < 0.03

@@ -32,6 +32,9 @@ class ScoreConfig(RunOptions):
     rvs_w: float = 1.0
     """The w used at inference."""
     checkpoint_every: int = 100_000
+    heldout_fraction: float = 0.05
+    """Share of the transitions (at most 10,000) kept out of training to report score/heldout_loss, the
+    denoising loss of the EMA model on data it never saw; 0 trains on everything."""
 
 
 # ----------------------------------------------------------------------------- SMAC (table 7)
@@ -45,13 +48,32 @@ class SMACConfig(OfflineConfig):
     kappa: float = 40.0
     """Weight of the score-matching loss L_SM in the critic loss."""
     alpha_hidden: tuple[int, ...] = (256, 256)
+    """Hidden widths of the alpha_psi(s) network (table 7)."""
     alpha_activation: Activation = "relu"
+    """Hidden activation of the alpha_psi(s) network."""
     alpha_lr: float = 1e-4
+    """Learning rate of the alpha_psi(s) network."""
+    alpha_param: Literal["softplus", "linear"] = "softplus"
+    """How alpha_psi(s) is read off its network: softplus(out) > 0, or the plain output (linear) as the
+    paper writes it. Softplus makes alpha -> 0 one-way: far below 0 its input has no gradient."""
+    alpha_init: float | None = None
+    """alpha_psi(s) at initialisation, set through the output bias (None: the layer's default, which
+    gives about 0.69 under softplus and about 0 under linear)."""
+    score_free: bool = False
+    """Ablation: alpha_psi = 0, so L_SM = sum_e ||grad_a Q_e||^2 (a pure action-gradient penalty) and no
+    score model is used."""
+    td_entropy: bool = True
+    """Subtract alpha_ent * log pi(a'|s') in the TD target (SAC's soft backup). The paper's L^AC
+    (section 6.2) has no entropy term."""
     target_entropy_scale: float = -10.0
     """SAC target entropy = scale * |A|."""
     temperature_lr: float = 3e-4
+    """Learning rate of log alpha_ent, SAC's entropy temperature."""
     init_temperature: float = 1.0
+    """Initial SAC entropy temperature alpha_ent."""
     target_reduction: Reduction = "min"
+    """How the TD target reduces the critic ensemble: min over all members, mean, or redq (min of a
+    random pair)."""
     score_w: float = 1.0
     """RvS condition w at which the score is evaluated."""
     score_k: int = 1

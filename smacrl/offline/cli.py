@@ -18,6 +18,8 @@ def _smac_factory(args: argparse.Namespace, preset: str):
         from smacrl.score import load_score_model
         from smacrl.score.cache import ensure_score_model
 
+        if cfg.score_free:
+            return SMAC(ac, cfg, None)
         device = next(ac.parameters()).device
         # Loading and training draw from torch's global RNG in different amounts; isolating them keeps
         # the learner's own initialisation (alpha_psi) the same whether the score model was cached or not.

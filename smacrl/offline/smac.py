@@ -7,25 +7,33 @@ the dataset's action score (from the RvS diffusion model, :mod:`smacrl.score`)::
     L_SM(theta, psi)   = E_{s ~ D, a ~ B(A)} sum_e || grad_a Q_theta_e(s, a) - alpha_psi(s) psi_D(s, a) ||^2
 
 - ``L_AC`` is SAC's TD loss against the soft target
-  ``r + gamma (1 - d) [reduce_e Q_target(s', a') - alpha_ent log pi(a'|s')]``. The ensemble
+  ``r + gamma (1 - d) [reduce_e Q_target(s', a') - alpha_ent log pi(a'|s')]``; ``cfg.td_entropy=False``
+  drops the entropy term, as the paper's L^AC (section 6.2) is written. The ensemble
   reduction of the target is ``cfg.target_reduction``: ``min`` over all members (default, as in
   SAC-N), ``mean``, or ``redq`` (min over a random pair). The actor maximizes the min (``min``) or the
   mean (otherwise) of the ensemble.
 - ``B(A)``: half the states get an action sampled from the current policy, the other half an action
   uniform over the action box ``[-1, 1]^|A|``. Every ensemble member is regularized.
 - ``grad_a Q`` is taken with ``create_graph=True`` so ``L_SM`` trains theta (a double backward).
-- ``alpha_psi(s) = softplus(MLP(s)) > 0``. The score convention of :mod:`smacrl.score` is
+- ``alpha_psi(s) = softplus(MLP(s)) > 0`` (``cfg.alpha_param="linear"``: the plain output, as in the
+  paper; ``cfg.alpha_init`` sets its starting value). The score convention of :mod:`smacrl.score` is
   ``score = -eps_hat / sigma_k`` (pointing toward the data), so a positive ``alpha`` makes
   ``grad_a Q`` point toward the data too: out-of-data actions are valued less, in proportion to how
-  far out they are.
+  far out they are. ``cfg.score_free`` is the ablation ``alpha = 0``: a pure action-gradient penalty.
 - Policy and temperature: SAC's, ``E[alpha_ent log pi(a|s) - Q(s,a)]`` with ``alpha_ent`` tuned toward
   the target entropy ``cfg.target_entropy_scale * |A|`` (table 7: ``-10 |A|``).
 - Optimizers: Muon on hidden weight matrices of the critic, alpha net and policy; AdamW on the rest
   (:mod:`smacrl.optim`); ``cfg.optimizer = "adam"`` is the appendix I ablation.
+
+Besides the losses, ``update`` logs what explains a run: ``|grad_a Q|``, ``alpha |score|``, the L_SM
+share and the cosine on each half of B(A); every ``log_every`` steps also the spread of Q over the
+action box at data states (a flat critic reads near 0) and the entropy of the uniform policy, the
+most the policy can have.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -43,14 +51,36 @@ ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 class AlphaNet(nn.Module):
-    """``alpha_psi(s) = softplus(MLP(s))``: the state-dependent scale between ``grad_a Q`` and the score."""
+    """``alpha_psi(s)``: the state-dependent scale between ``grad_a Q`` and the score.
 
-    def __init__(self, obs_dim: int, hidden: tuple[int, ...], activation: str = "relu"):
+    ``param="softplus"`` reads ``softplus(MLP(s)) > 0``; ``"linear"`` the plain output, as the paper
+    writes it. ``init`` sets the output bias so that alpha starts near that value.
+    """
+
+    def __init__(
+        self,
+        obs_dim: int,
+        hidden: tuple[int, ...],
+        activation: str = "relu",
+        param: str = "softplus",
+        init: float | None = None,
+    ):
         super().__init__()
+        if param not in ("softplus", "linear"):
+            raise ValueError(f"unknown alpha_param '{param}' (softplus or linear)")
+        if param == "softplus" and init is not None and init <= 0:
+            raise ValueError(f"alpha_init must be > 0 under softplus, got {init}")
+        self.param = param
         self.net = MLP(obs_dim, hidden, 1, activation)
+        if init is not None:
+            out = self.net.net[-1]
+            bias = math.log(math.expm1(init)) if param == "softplus" else init
+            with torch.no_grad():
+                out.bias.fill_(bias)
 
     def forward(self, obs_n: torch.Tensor) -> torch.Tensor:
-        return F.softplus(self.net(obs_n)).squeeze(-1)
+        x = self.net(obs_n).squeeze(-1)
+        return F.softplus(x) if self.param == "softplus" else x
 
 
 def score_matching_actions(ac: ActorCritic, obs_n: torch.Tensor) -> torch.Tensor:
@@ -83,6 +113,32 @@ def mean_cosine(grad_q: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
     return F.cosine_similarity(grad_q, score.unsqueeze(0).expand_as(grad_q), dim=-1).mean()
 
 
+@torch.no_grad()
+def q_spread(critic: nn.Module, obs_n: torch.Tensor, act_dim: int, n_actions: int = 16) -> torch.Tensor:
+    """How much Q varies over the action box at data states: the standard deviation of the ensemble-mean
+    Q over ``n_actions`` uniform actions per state, averaged over states. Near 0, the critic is flat."""
+    b = obs_n.shape[0]
+    a = torch.rand(n_actions * b, act_dim, device=obs_n.device, dtype=obs_n.dtype) * 2 - 1
+    q = critic(obs_n.repeat(n_actions, 1), a).mean(0).reshape(n_actions, b)
+    return q.std(0).mean()
+
+
+def half_metrics(grad_q: torch.Tensor, alpha: torch.Tensor, score: torch.Tensor, n_pi: int) -> dict[str, torch.Tensor]:
+    """The terms of L_SM on the policy half (``_policy``) and the uniform half (``_uniform``) of B(A):
+    ``|grad_a Q|``, ``alpha |score|``, the L_SM share, and cos(grad_a Q, score)."""
+    grad_q, alpha, score = grad_q.detach(), alpha.detach(), score.detach()
+    grad_norm = grad_q.norm(dim=-1).mean(0)  # [B]
+    alpha_score = alpha * score.norm(dim=-1)  # [B]
+    l_sm = (grad_q - alpha[None, :, None] * score[None]).square().sum(-1).sum(0)  # [B], summed over members
+    out = {}
+    for half, sl in (("policy", slice(0, n_pi)), ("uniform", slice(n_pi, None))):
+        out[f"grad_q_norm_{half}"] = grad_norm[sl].mean()
+        out[f"alpha_score_norm_{half}"] = alpha_score[sl].mean()
+        out[f"loss_sm_{half}"] = l_sm[sl].mean()
+        out[f"cos_{half}"] = mean_cosine(grad_q[:, sl], score[sl])
+    return out
+
+
 class SMAC:
     """One SMAC learner. ``update(batch)`` does one step of Algorithm 1 and returns metric tensors."""
 
@@ -90,16 +146,34 @@ class SMAC:
     second_order = True
     """The score-matching term differentiates grad_a Q: a double backward (no torch.compile)."""
 
-    def __init__(self, ac: ActorCritic, cfg: SMACConfig, score_fn: ScoreFn):
+    def __init__(self, ac: ActorCritic, cfg: SMACConfig, score_fn: ScoreFn | None):
+        if score_fn is None and not cfg.score_free:
+            raise ValueError("SMAC needs a score_fn unless cfg.score_free")
         self.ac, self.cfg, self.score_fn = ac, cfg, score_fn
         device = next(ac.parameters()).device
-        self.alpha_net = AlphaNet(ac.spec.obs_dim, tuple(cfg.alpha_hidden), cfg.alpha_activation).to(device)
+        self.alpha_net = AlphaNet(
+            ac.spec.obs_dim, tuple(cfg.alpha_hidden), cfg.alpha_activation, cfg.alpha_param, cfg.alpha_init
+        ).to(device)
         self.temperature = Temperature(cfg.init_temperature).to(device)
         self.target_entropy = cfg.target_entropy_scale * ac.spec.act_dim
+        self.max_entropy = ac.spec.act_dim * math.log(2.0)
+        """The entropy of the uniform policy on [-1, 1]^|A|, the most a tanh-squashed policy can have."""
         self.critic_opt = build_optimizer(ac.critic, cfg.critic_lr, cfg.optimizer)
         self.alpha_opt = build_optimizer(self.alpha_net, cfg.alpha_lr, cfg.optimizer)
         self.actor_opt = build_optimizer(ac.actor, cfg.actor_lr, cfg.optimizer)
         self.temp_opt = torch.optim.Adam(self.temperature.parameters(), lr=cfg.temperature_lr)
+
+    def dataset_score(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """``psi_D(s, a)``, or zeros for the score-free ablation."""
+        if self.cfg.score_free:
+            return torch.zeros_like(actions)
+        return self.score_fn(obs, actions)
+
+    def alpha(self, obs_n: torch.Tensor) -> torch.Tensor:
+        """``alpha_psi(s)`` (identically 0 for the score-free ablation)."""
+        if self.cfg.score_free:
+            return torch.zeros(obs_n.shape[0], device=obs_n.device, dtype=obs_n.dtype)
+        return self.alpha_net(obs_n)
 
     # -- checkpoint contents -------------------------------------------------------------------
     def extras(self) -> dict[str, nn.Module]:
@@ -120,13 +194,16 @@ class SMAC:
         temp = self.temperature().detach()
 
         # critic and alpha_psi: L_AC + kappa * L_SM
-        target = soft_td_target(ac, next_n, batch["rewards"], batch["terminals"], temp, cfg.gamma, cfg.target_reduction)
+        entropy_weight = temp if cfg.td_entropy else 0.0
+        target = soft_td_target(
+            ac, next_n, batch["rewards"], batch["terminals"], entropy_weight, cfg.gamma, cfg.target_reduction
+        )
         q_data = ac.critic(obs_n, batch["actions"])
         l_ac = ensemble_td_loss(q_data, target)
         a_sm = score_matching_actions(ac, obs_n)
-        score = self.score_fn(batch["obs"], a_sm)
+        score = self.dataset_score(batch["obs"], a_sm)
         grad_q, _ = action_gradient(ac.critic, obs_n, a_sm, ac.spec.ensemble_size)
-        alpha = self.alpha_net(obs_n)
+        alpha = self.alpha(obs_n)
         l_sm = score_matching_loss(grad_q, alpha, score)
         self.critic_opt.zero_grad()
         self.alpha_opt.zero_grad()
@@ -139,7 +216,6 @@ class SMAC:
         )
         ac.update_target(cfg.tau)
 
-        n_pi = a_sm.shape[0] // 2
         metrics = {
             "loss_ac": l_ac.detach(),
             "loss_sm": l_sm.detach(),
@@ -149,11 +225,13 @@ class SMAC:
             "alpha_std": alpha.detach().std(),
             "entropy": -logp.detach().mean(),
             "temperature": temp,
-            "cos_policy": mean_cosine(grad_q.detach()[:, :n_pi], score[:n_pi]),
-            "cos_uniform": mean_cosine(grad_q.detach()[:, n_pi:], score[n_pi:]),
+            **half_metrics(grad_q, alpha, score, a_sm.shape[0] // 2),
         }
         if diagnostics:
-            metrics["cos_data"] = self.data_cosine(batch)
+            metrics["entropy_max"] = torch.tensor(self.max_entropy)
+            metrics["q_spread"] = q_spread(ac.critic, obs_n, ac.spec.act_dim)
+            if not cfg.score_free:
+                metrics["cos_data"] = self.data_cosine(batch)
         return metrics
 
     def data_cosine(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:

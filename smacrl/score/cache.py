@@ -1,8 +1,10 @@
 """Reuse a trained score model for a dataset, matched by the dataset's content hash.
 
-``ensure_score_model`` looks in ``$SMACRL_CACHE/score/<sha256[:16]>-<preset>-<rvs|norvs>/`` (default
-``~/.cache/smacrl``); if a checkpoint there was trained on exactly this dataset (same SHA-256) it is
-loaded, otherwise the model is trained and written there. A pipeline can therefore call it freely.
+``ensure_score_model`` looks in ``$SMACRL_CACHE/score/<sha256[:16]>-<preset>-<rvs|norvs>-v<N>/``
+(default ``~/.cache/smacrl``; ``N`` is :data:`~smacrl.score.train.TRAINING_VERSION`); if a checkpoint
+there was trained on exactly this dataset (same SHA-256) by the same training version for at least the
+configured steps it is loaded, otherwise the model is trained and written there. A pipeline can
+therefore call it freely.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import torch
 from smacrl.configs import make_config
 from smacrl.score.checkpoint import load_score_model, read_score_metadata
 from smacrl.score.model import ScoreModel
-from smacrl.score.train import CHECKPOINT_NAME, train_score_model
+from smacrl.score.train import CHECKPOINT_NAME, TRAINING_VERSION, train_score_model
 
 
 def cache_root() -> Path:
@@ -23,7 +25,8 @@ def cache_root() -> Path:
 
 
 def score_cache_dir(dataset_sha256: str, preset: str, rvs: bool) -> Path:
-    return cache_root() / "score" / f"{dataset_sha256[:16]}-{preset}-{'rvs' if rvs else 'norvs'}"
+    kind = "rvs" if rvs else "norvs"
+    return cache_root() / "score" / f"{dataset_sha256[:16]}-{preset}-{kind}-v{TRAINING_VERSION}"
 
 
 def ensure_score_model(
@@ -49,6 +52,7 @@ def ensure_score_model(
             meta.get("dataset_sha256") == dataset.sha256
             and bool(meta.get("rvs")) == rvs
             and int(meta.get("step", -1)) >= cfg.steps
+            and (meta.get("info") or {}).get("training_version") == TRAINING_VERSION
         ):
             model = load_score_model(
                 path, device=device, obs_dim=dataset.obs_dim, act_dim=dataset.act_dim, dataset_sha256=dataset.sha256

@@ -86,53 +86,93 @@ def cmd_train(args: argparse.Namespace, rest: list[str]) -> int:
         f"wrote {result.checkpoint} ({n_params:,} parameters, {result.steps} steps at "
         f"{result.steps_per_second:.0f} steps/s on {device}, rvs={cfg.rvs}, dataset {ds.sha256[:12]})"
     )
+    _report_fit(Path(args.out), info, cfg, result, device)
     return 0
+
+
+def _report_fit(out: Path, info: dict, cfg, result, device) -> None:
+    """End of ``score train``: the held-out denoising loss, then the model rolled out as a diffusion-BC
+    policy (``score eval``) beside the data's mean return, so a weak score model shows before SMAC uses it."""
+    from smacrl.logger import MetricLogger, read_metrics
+
+    held = [r["score/heldout_loss"] for r in read_metrics(out / "metrics.jsonl") if "score/heldout_loss" in r]
+    if held:
+        print(f"held-out denoising loss {held[-1]:.4f} (first logged {held[0]:.4f}; 1.0 is an untrained model)")
+    task = info.get("task")
+    if not task or cfg.eval_episodes <= 0:
+        why = "no task is known for this dataset" if not task else "--eval-episodes 0"
+        print(f"diffusion-BC return not measured ({why}); `smacrl score eval --model {out} --task T` measures it")
+        return
+    metrics, line = evaluate_score_model(result.model, task, cfg.eval_episodes, cfg.seed, info, progress=cfg.progress)
+    with MetricLogger(out) as log:
+        log.log(result.steps, metrics)
+    print(line)
+
+
+def evaluate_score_model(model, task: str, episodes: int, seed: int, info: dict, w=None, progress: bool = True):
+    """Roll out ``model`` as a diffusion-BC policy at condition ``w`` on ``task``'s env. Returns
+    ``(metrics with eval/score_bc_* keys, a one-line summary)``."""
+    from smacrl.envs import env_dims, env_factory, make_env
+    from smacrl.errors import SmacrlError
+    from smacrl.eval.rollout import evaluate
+    from smacrl.logger import progress as progress_bar
+    from smacrl.score.model import DiffusionPolicy
+
+    env = make_env(task)
+    obs_dim, low, high = env_dims(env)
+    env.close()
+    if (obs_dim, len(low)) != (model.obs_dim, model.act_dim):
+        raise SmacrlError(task, "dims", f"env has obs {obs_dim}/act {len(low)}, model {model.obs_dim}/{model.act_dim}")
+    w = model.default_w if w is None else float(w)
+    policy = DiffusionPolicy(model, low, high, w=w).to(next(model.parameters()).device)
+    with progress_bar(episodes, f"score eval {task}", enabled=progress) as bar:
+        result = evaluate(policy, episodes=episodes, seed=seed, make_env=env_factory(task), on_episode=bar.update)
+    metrics = {k.replace("eval/", "eval/score_bc_"): v for k, v in result.metrics("eval").items()}
+    ref = info.get("dataset_return_mean")
+    vs = f" (dataset mean return {ref:.2f})" if isinstance(ref, int | float) else ""
+    line = (
+        f"diffusion-BC policy (w={w:g}) on {task}: return {result.return_mean:.2f} ± {result.return_std:.2f} over "
+        f"{episodes} episodes{vs}, success rate {result.successes.mean():.2f}"
+    )
+    return metrics, line
 
 
 def cmd_eval(args: argparse.Namespace, rest: list[str]) -> int:
     """Roll out the diffusion model as a policy (w fixed, default the checkpoint's rvs_w) and report its return."""
-    from smacrl.envs import env_dims, env_factory, make_env
-    from smacrl.eval.rollout import evaluate
-    from smacrl.logger import MetricLogger, progress
+    from smacrl.envs import env_dims, make_env
+    from smacrl.logger import MetricLogger
     from smacrl.runtime import resolve_device, seed_everything
     from smacrl.score.checkpoint import load_score_checkpoint, read_score_metadata, resolve_score_path
-    from smacrl.score.model import DiffusionPolicy
 
     _no_extra(rest, args.parser)
     path = resolve_score_path(args.model)
     meta = read_score_metadata(path)
-    task = args.task or (meta.get("info") or {}).get("task")
+    info = meta.get("info") or {}
+    task = args.task or info.get("task")
     if not task:
         raise SmacrlError(path, "info.task", "score model names no task; pass --task")
     seed_everything(args.seed)
     env = make_env(task)
-    obs_dim, low, high = env_dims(env)
+    obs_dim, low, _ = env_dims(env)
     env.close()
+    # the dims are checked here so that a mismatch names the checkpoint file and field
     ckpt = load_score_checkpoint(path, device=resolve_device(args.device), obs_dim=obs_dim, act_dim=len(low))
-    w = ckpt.model.default_w if args.w is None else float(args.w)
-    policy = DiffusionPolicy(ckpt.model, low, high, w=w).to(next(ckpt.model.parameters()).device)
-    with progress(args.episodes, f"score eval {task}", enabled=not args.no_progress) as bar:
-        result = evaluate(
-            policy, episodes=args.episodes, seed=args.seed, make_env=env_factory(task), on_episode=bar.update
-        )
-    metrics = {k.replace("eval/", "eval/score_bc_"): v for k, v in result.metrics("eval").items()}
-    ref = (meta.get("info") or {}).get("dataset_return_mean")
+    metrics, line = evaluate_score_model(
+        ckpt.model, task, args.episodes, args.seed, info, w=args.w, progress=not args.no_progress
+    )
     if args.out:
         with MetricLogger(args.out) as log:
             log.log(ckpt.step, metrics)
     if args.json:
+        w = ckpt.model.default_w if args.w is None else float(args.w)
+        ref = info.get("dataset_return_mean")
         print(
             json.dumps(
                 {"model": str(path), "step": ckpt.step, "task": task, "w": w, "dataset_return_mean": ref, **metrics}
             )
         )
     else:
-        vs = f" (dataset mean return {ref:.2f})" if isinstance(ref, int | float) else ""
-        print(
-            f"{path} (step {ckpt.step}, w={w:g}) on {task}: return {result.return_mean:.2f} ± "
-            f"{result.return_std:.2f} over {args.episodes} episodes{vs}, success rate "
-            f"{result.successes.mean():.2f}"
-        )
+        print(f"{path} (step {ckpt.step}): {line}")
     return 0
 
 

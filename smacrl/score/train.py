@@ -10,7 +10,6 @@ from pathlib import Path
 
 import torch
 from torch.nn.utils import get_total_norm
-from torch.optim.swa_utils import get_ema_multi_avg_fn
 
 from smacrl.configs import ScoreConfig
 from smacrl.logger import MetricLogger, postfix
@@ -19,6 +18,29 @@ from smacrl.score.checkpoint import save_score_model
 from smacrl.score.model import ScoreModel
 
 CHECKPOINT_NAME = "score.safetensors"
+TRAINING_VERSION = 2
+"""Bumped when training changes what a model of the same config is (2: the EMA warm-up); recorded in
+each checkpoint and part of the score cache's key, so models from older code are never reused."""
+EMA_WARMUP = 10
+"""The EMA decay ramps as ``(1 + n) / (EMA_WARMUP + n)`` before it reaches ``cfg.ema_decay``."""
+
+
+def ema_decay_at(step: int, decay: float, warmup: int = EMA_WARMUP) -> float:
+    """The EMA decay used at optimizer step ``step`` (1, 2, ...): ``min(decay, (1 + n) / (warmup + n))``.
+
+    A constant decay keeps ``decay ** n`` of the random initialisation in the average after ``n`` steps
+    (22% after 3,000 steps at 0.9995), so a short training budget would return a largely untrained
+    model. The ramp forgets the initialisation within a few steps (its share is below 1% from step 4
+    on) and reaches the configured decay after ``(warmup * decay - 1) / (1 - decay)`` steps (about
+    18,000 at 0.9995).
+    """
+    return min(float(decay), (1.0 + step) / (warmup + step))
+
+
+@torch.no_grad()
+def ema_update(ema_params: list[torch.Tensor], live_params: list[torch.Tensor], step: int, decay: float) -> None:
+    """``ema <- d ema + (1 - d) live`` with ``d = ema_decay_at(step, decay)``: one foreach lerp, no host sync."""
+    torch._foreach_lerp_(ema_params, live_params, 1.0 - ema_decay_at(step, decay))
 
 
 @dataclasses.dataclass
@@ -34,6 +56,42 @@ class ScoreTrainResult:
     @property
     def steps_per_second(self) -> float:
         return self.steps / max(self.seconds, 1e-9)
+
+
+def _split(n: int, cfg: ScoreConfig, device: torch.device) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``(training indices, held-out indices or None)``: a seeded random ``cfg.heldout_fraction`` of the
+    rows (at most 10,000, and only when at least 100 rows remain for training). Transitions are held out
+    one by one, so neighbours of a held-out step may be trained on: the held-out loss tells a model that
+    fits the data's action distribution from one that has not learned it, not generalization to new
+    trajectories."""
+    n_out = min(int(n * cfg.heldout_fraction), 10_000)
+    if n_out < 1 or n - n_out < 100:
+        return torch.arange(n, device=device), None
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.seed + 7919)).to(device)
+    return perm[n_out:].sort().values, perm[:n_out]
+
+
+def _fixed_noise(actions: torch.Tensor, cfg: ScoreConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """Diffusion steps and noise drawn once for the held-out rows, so the held-out loss of different
+    steps (and runs) is measured on the same noised actions."""
+    g = torch.Generator().manual_seed(cfg.seed + 104729)
+    k = torch.randint(1, cfg.diffusion_steps + 1, (actions.shape[0],), generator=g)
+    noise = torch.randn(actions.shape, generator=g)
+    return k.to(actions.device), noise.to(actions.device)
+
+
+@torch.no_grad()
+def heldout_loss(
+    model: ScoreModel,
+    obs: torch.Tensor,
+    actions: torch.Tensor,
+    w: torch.Tensor | None,
+    k: torch.Tensor,
+    noise: torch.Tensor,
+) -> torch.Tensor:
+    """The denoising loss ``mean ||eps - eps_hat(a_k, k, s, w)||^2`` at fixed steps ``k`` and noise."""
+    a_k = model.sqrt_alpha_bar[k, None] * actions + model.sigma[k, None] * noise
+    return torch.nn.functional.mse_loss(model.eps(a_k, k, obs, w), noise)
 
 
 def train_score_model(
@@ -55,12 +113,14 @@ def train_score_model(
     """Fit a :class:`ScoreModel` to ``(obs [N, obs_dim], actions [N, act_dim] in [-1, 1], w [N])``.
 
     Minibatches are drawn by uniform random index from the tensors, moved to ``device`` once. The
-    optimizer is AdamW (``cfg.lr``, ``cfg.weight_decay``); an EMA copy (decay ``cfg.ema_decay``) is
-    updated after every step and is what gets checkpointed and returned as ``result.model``.
+    optimizer is AdamW (``cfg.lr``, ``cfg.weight_decay``); an EMA copy (decay ``cfg.ema_decay`` after a
+    warm-up, :func:`ema_decay_at`) is updated after every step and is what gets checkpointed and
+    returned as ``result.model``.
     ``obs_mean``/``obs_std`` default to the statistics of ``obs``.
 
-    Metrics (``score/loss``, ``score/grad_norm``, ``score/lr``) are logged every ``cfg.log_every``
-    steps; the logger buffers tensors, so the loop's only host syncs are its flushes. With
+    Metrics (``score/loss``, ``score/grad_norm``, ``score/lr`` and, unless ``cfg.heldout_fraction`` is
+    0, ``score/heldout_loss``: the EMA model on held-out rows, see :func:`_split`) are logged every
+    ``cfg.log_every`` steps; the logger buffers tensors, so the loop's only host syncs are its flushes. With
     ``out_dir``, ``out_dir/score.safetensors`` is written every ``cfg.checkpoint_every`` steps and at
     the end (atomically; the same file is replaced) and metrics go to ``out_dir/metrics.jsonl``
     unless a ``logger`` is given.
@@ -81,16 +141,19 @@ def train_score_model(
     else:
         w = None
 
+    train_idx, heldout = _split(n, cfg, device)
+    if heldout is not None:
+        heldout = (obs[heldout], actions[heldout], None if w is None else w[heldout])
+        heldout_noise = _fixed_noise(heldout[1], cfg)
+
     model = ScoreModel(obs_dim, act_dim, cfg)
     mean = obs.mean(0) if obs_mean is None else torch.as_tensor(obs_mean, dtype=torch.float32)
     std = obs.std(0) if obs_std is None else torch.as_tensor(obs_std, dtype=torch.float32)
     model.set_obs_stats(mean.cpu(), std.cpu())
     model.to(device).train()
-    # EMA with torch's own update rule (a foreach lerp). It is applied to the parameter lists directly
-    # rather than through AveragedModel.update_parameters, which branches on its step counter tensor
-    # (a host sync per step on GPU); the deep copy plays the role of its first "copy" update.
+    # The EMA is a foreach lerp on the parameter lists, its decay a Python float of the step (no host
+    # sync); torch's get_ema_multi_avg_fn has a fixed decay and no warm-up.
     ema = copy.deepcopy(model).eval().requires_grad_(False)
-    ema_update = get_ema_multi_avg_fn(cfg.ema_decay)
     ema_params, live_params = list(ema.parameters()), list(model.parameters())
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
@@ -101,7 +164,14 @@ def train_score_model(
 
     def save(step: int) -> None:
         if ckpt_path is not None:
-            save_score_model(ckpt_path, ema, cfg, step=step, dataset_sha256=dataset_sha256, info=info)
+            save_score_model(
+                ckpt_path,
+                ema,
+                cfg,
+                step=step,
+                dataset_sha256=dataset_sha256,
+                info={**(info or {}), "training_version": TRAINING_VERSION},
+            )
 
     log_every = max(1, int(cfg.log_every))
     loss_sum = torch.zeros((), device=device)
@@ -109,22 +179,22 @@ def train_score_model(
     start = time.perf_counter()
     with progress_bar(cfg.steps, "score", enabled=progress) as bar:
         for step in range(1, cfg.steps + 1):
-            idx = torch.randint(n, (cfg.batch_size,), device=device, generator=generator)
+            idx = train_idx[torch.randint(len(train_idx), (cfg.batch_size,), device=device, generator=generator)]
             loss = model.loss(obs[idx], actions[idx], None if w is None else w[idx], generator=generator)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             gnorm_sum += get_total_norm([p.grad for p in live_params if p.grad is not None])
             opt.step()
-            ema_update(ema_params, live_params, None)
+            ema_update(ema_params, live_params, step, cfg.ema_decay)
             loss_sum += loss.detach()
             if step % log_every == 0 or step == cfg.steps:
                 count = log_every if step % log_every == 0 else step % log_every
                 if logger is not None:
-                    logger.log(
-                        step,
-                        {"score/loss": loss_sum / count, "score/grad_norm": gnorm_sum / count, "score/lr": cfg.lr},
-                    )
-                    bar.set_postfix(postfix(logger.flush(), ["score/loss"]), refresh=False)
+                    metrics = {"score/loss": loss_sum / count, "score/grad_norm": gnorm_sum / count, "score/lr": cfg.lr}
+                    if heldout is not None:
+                        metrics["score/heldout_loss"] = heldout_loss(ema, *heldout, *heldout_noise)
+                    logger.log(step, metrics)
+                    bar.set_postfix(postfix(logger.flush(), ["score/loss", "score/heldout_loss"]), refresh=False)
                 loss_sum.zero_()
                 gnorm_sum.zero_()
             if ckpt_path is not None and step % cfg.checkpoint_every == 0 and step != cfg.steps:
