@@ -32,8 +32,11 @@ TASKS = ("pointmaze-umaze-binary", "pendulum-medium-replay")
 SEEDS = (0, 1, 2, 3)
 COMMON = ["--preset", "cpu", "--eval-episodes", "20", "--no-progress", "--trajectory-points", "0"]
 
-# variant -> (offline algo, extra offline flags). One change against "base" each.
-VARIANTS: dict[str, tuple[str, list[str]]] = {
+# variant -> (offline algo, extra offline flags[, extra online flags]). One change against "base" each;
+# the *_tc rows scale the temperature's learning rate with the budget (see docs/smac_readings.md).
+TC_OFF = ["--temperature-lr", "0.025"]  # 3e-4 * 250k / 3k offline steps
+TC_ON = ["--temperature-lr", "0.012"]  # 3e-4 * 200k / 5k online steps
+VARIANTS: dict[str, tuple] = {
     "base": ("smac", []),
     "no_td_entropy": ("smac", ["--no-td-entropy"]),
     "alpha_linear": ("smac", ["--alpha-param", "linear"]),
@@ -42,10 +45,17 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
     "reduction_redq": ("smac", ["--target-reduction", "redq"]),
     "temp_lr_1e-2": ("smac", ["--temperature-lr", "1e-2"]),
     "target_entropy_-1": ("smac", ["--target-entropy-scale", "-1"]),
+    "score_eps": ("smac", ["--score-target", "eps"]),
+    "paper_literal": ("smac", ["--score-target", "eps", "--alpha-param", "linear", "--no-td-entropy"]),
     "iql": ("iql", []),
     "td3bc": ("td3bc", []),
     "cql": ("cql", []),
     "calql": ("calql", []),
+    "smac_tc": ("smac", TC_OFF, TC_ON),
+    "iql_tc": ("iql", [], TC_ON),
+    "td3bc_tc": ("td3bc", [], TC_ON),
+    "cql_tc": ("cql", TC_OFF, TC_ON),
+    "calql_tc": ("calql", TC_OFF, TC_ON),
 }
 TRANSFER_TASKS = ("pointmaze-umaze-binary",)
 
@@ -60,7 +70,8 @@ def _run(cmd: list[str], log: Path) -> int:
 
 
 def job(task: str, variant: str, seed: int, transfer: bool) -> str:
-    algo, extra = VARIANTS[variant]
+    algo, extra, *online_extra = VARIANTS[variant]
+    online_extra = online_extra[0] if online_extra else []
     run = RESULTS / task / variant / f"s{seed}"
     t0 = time.time()
     rc = _run(
@@ -96,6 +107,7 @@ def job(task: str, variant: str, seed: int, transfer: bool) -> str:
                 "--out",
                 str(run / "online"),
                 *COMMON,
+                *online_extra,
             ],
             run / "log.txt",
         )
@@ -168,7 +180,8 @@ def transfer_table(task: str) -> list[str]:
     lines = [
         f"### {task}: offline → SAC ({key.split('/')[1]}, mean ± s.e. over seeds)",
         "",
-        "| variant | J(pi_0) | after 250 updates | after 5,000 | drop (J0 - J1) | regret vs 1.0 | handover temperature |",
+        "| variant | J(pi_0) | after 250 updates | after 5,000 | drop (J0 - J1) | regret vs 1.0 "
+        "| handover temperature |",
         "|---|---|---|---|---|---|---|",
     ]
     for v in VARIANTS:

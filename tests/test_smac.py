@@ -232,3 +232,18 @@ def test_diagnostics_split_l_sm_by_half_and_measure_the_spread_of_q():
     obs = torch.randn(512, 3)
     assert q_spread(Flat(), obs, 2).item() == 0.0
     assert abs(q_spread(Linear(), obs, 2).item() - 1 / math.sqrt(3)) < 0.03
+
+
+def test_score_target_eps_is_the_score_times_sigma_k():
+    from smacrl.offline.smac import make_score_fn
+    from smacrl.score import ScoreModel
+
+    torch.manual_seed(0)
+    model = ScoreModel(2, 2, make_config("score", "cpu", hidden_dim=16, cond_hidden=(16,), rvs=True)).eval()
+    s, a = torch.randn(8, 2), torch.rand(8, 2) * 2 - 1
+    for k in (1, 3):
+        score = make_score_fn(model, make_config("smac", "cpu", score_k=k))(s, a)
+        eps = make_config("smac", "cpu", score_k=k, score_target="eps")
+        torch.testing.assert_close(score, model.score(s, a, w=1.0, k=k))
+        # -eps_hat, the paper's scale: |eps| ~ 1 where |score| ~ 1 / sigma_k
+        torch.testing.assert_close(make_score_fn(model, eps)(s, a), -model.eps(a, k, s, 1.0))

@@ -59,6 +59,11 @@ class SMACConfig(OfflineConfig):
     alpha_init: float | None = None
     """alpha_psi(s) at initialisation, set through the output bias (None: the layer's default, which
     gives about 0.69 under softplus and about 0 under linear)."""
+    score_target: Literal["score", "eps"] = "score"
+    """What L_SM matches grad_a Q to: the score -eps_hat/sigma_k (units 1/action, |score| ~ 1/sigma_1 ~ 16
+    near the data), or the noise prediction at the paper's scale, -eps_hat = sigma_k * score (|eps| ~ 1),
+    as section 6.2 writes L_SM. The two differ by the constant sigma_k, which sets the scale alpha_psi
+    must reach."""
     score_free: bool = False
     """Ablation: alpha_psi = 0, so L_SM = sum_e ||grad_a Q_e||^2 (a pure action-gradient penalty) and no
     score model is used."""

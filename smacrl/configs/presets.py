@@ -14,10 +14,13 @@ from __future__ import annotations
 from typing import Any
 
 FAMILIES = ("locomotion", "adroit", "kitchen")
-PRESET_NAMES = (*FAMILIES, "cpu")
+PRESET_NAMES = (*FAMILIES, "laptop", "cpu")
 
 _CPU_RUN = dict(log_every=250, eval_every=1_000, eval_episodes=5, checkpoint_every=1_000)
 _CPU_NETS = dict(actor_hidden=(64, 64), critic_hidden=(64, 64))
+_LAPTOP_RUN = dict(log_every=500, eval_every=2_500, eval_episodes=10, checkpoint_every=5_000)
+_LAPTOP_NETS = dict(actor_hidden=(256, 256), critic_hidden=(256, 256))
+_LAPTOP_STEPS = 20_000
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "score": {
@@ -35,11 +38,21 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             log_every=250,
             checkpoint_every=1_000,
         ),
+        "laptop": dict(
+            hidden_dim=256,
+            n_blocks=2,
+            cond_hidden=(256, 256),
+            steps=10_000,
+            batch_size=256,
+            log_every=1_000,
+            checkpoint_every=5_000,
+        ),
     },
     "smac": {
         "locomotion": {},
         "adroit": dict(critic_hidden=(512,) * 4, actor_hidden=(256,) * 3, steps=200_000),
         "kitchen": dict(critic_hidden=(512,) * 4, actor_hidden=(512,) * 3, kappa=50.0, steps=400_000),
+        "laptop": dict(**_LAPTOP_NETS, **_LAPTOP_RUN, steps=_LAPTOP_STEPS, alpha_hidden=(128, 128)),
         "cpu": dict(**_CPU_NETS, **_CPU_RUN, steps=3_000, alpha_hidden=(64, 64)),
     },
     "iql": {
@@ -60,25 +73,35 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             beta=0.5,
             steps=400_000,
         ),
+        "laptop": dict(**_LAPTOP_NETS, **_LAPTOP_RUN, value_hidden=(256, 256), steps=_LAPTOP_STEPS),
         "cpu": dict(**_CPU_NETS, **_CPU_RUN, value_hidden=(64, 64), steps=3_000),
     },
     "cql": {
         "locomotion": {},
         "adroit": dict(critic_hidden=(512,) * 4, actor_hidden=(256,) * 3, steps=200_000, calibrated=True),
         "kitchen": dict(critic_hidden=(512,) * 3, actor_hidden=(512,) * 3, steps=400_000, calibrated=True),
+        "laptop": dict(**_LAPTOP_NETS, **_LAPTOP_RUN, steps=_LAPTOP_STEPS),
         "cpu": dict(**_CPU_NETS, **_CPU_RUN, steps=3_000),
     },
     "td3bc": {
         "locomotion": {},
         "adroit": dict(critic_hidden=(512, 512), actor_hidden=(512, 512), bc_weight=15.0, steps=200_000),
         "kitchen": dict(critic_hidden=(512,) * 3, actor_hidden=(512,) * 3, bc_weight=5.0, steps=400_000),
+        "laptop": dict(**_LAPTOP_NETS, **_LAPTOP_RUN, steps=_LAPTOP_STEPS),
         "cpu": dict(**_CPU_NETS, **_CPU_RUN, steps=3_000),
     },
 }
 
 _ONLINE_CPU = dict(**_CPU_RUN, steps=5_000, warmup_steps=1_000, batch_size=256, eval_after_first=250)
+_ONLINE_LAPTOP = dict(**_LAPTOP_RUN, steps=_LAPTOP_STEPS, warmup_steps=5_000, batch_size=256, eval_after_first=1_000)
 for _algo in ("sac", "td3", "td3bc_online", "awr"):
-    PRESETS[_algo] = {"locomotion": {}, "adroit": {}, "kitchen": {}, "cpu": dict(_ONLINE_CPU)}
+    PRESETS[_algo] = {
+        "locomotion": {},
+        "adroit": {},
+        "kitchen": {},
+        "laptop": dict(_ONLINE_LAPTOP),
+        "cpu": dict(_ONLINE_CPU),
+    }
 # Cal-QL and CQL share one config class (``calibrated`` switches) and so one preset table.
 PRESETS["calql"] = {k: {**v, "calibrated": True} for k, v in PRESETS["cql"].items()}
 

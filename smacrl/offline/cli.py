@@ -14,7 +14,7 @@ def _smac_factory(args: argparse.Namespace, preset: str):
     def factory(ac, cfg, dataset):
         import torch
 
-        from smacrl.offline.smac import SMAC
+        from smacrl.offline.smac import SMAC, make_score_fn
         from smacrl.score import load_score_model
         from smacrl.score.cache import ensure_score_model
 
@@ -37,10 +37,7 @@ def _smac_factory(args: argparse.Namespace, preset: str):
                     steps=args.score_steps,
                 )
 
-        def score_fn(obs, actions):
-            return model.score(obs, actions, w=cfg.score_w, k=cfg.score_k)
-
-        return SMAC(ac, cfg, score_fn)
+        return SMAC(ac, cfg, make_score_fn(model, cfg))
 
     return factory
 

@@ -50,6 +50,18 @@ ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """``score_fn(raw_obs [B, obs], actions [B, A]) -> grad_a log pi_D(a|s, w) [B, A]``, no gradient."""
 
 
+def make_score_fn(model, cfg: SMACConfig) -> ScoreFn:
+    """``psi_D(s, a)`` from a :class:`~smacrl.score.ScoreModel` at ``cfg.score_w`` and step ``cfg.score_k``:
+    the score itself, or (``cfg.score_target="eps"``) the score times ``sigma_k``, which is ``-eps_hat``."""
+    scale = float(model.sigma[cfg.score_k]) if cfg.score_target == "eps" else 1.0
+
+    def score_fn(obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        score = model.score(obs, actions, w=cfg.score_w, k=cfg.score_k)
+        return score if scale == 1.0 else score * scale
+
+    return score_fn
+
+
 class AlphaNet(nn.Module):
     """``alpha_psi(s)``: the state-dependent scale between ``grad_a Q`` and the score.
 
