@@ -1,7 +1,8 @@
 """A/B runs of SMAC's config switches (issue 15), and the tables that summarize them.
 
     python experiments/smac_ab.py run  [--jobs 2] [--only NAME ...]   run what is missing, resumable
-    python experiments/smac_ab.py table [--out docs/smac_readings.md]  mean ± s.e. per variant
+    python experiments/smac_ab.py table [--out FILE]                  mean ± s.e. per variant
+    python experiments/smac_ab.py compact                             shrink finished runs' metrics
 
 Each variant changes one thing against ``base``; every run is a plain ``smacrl pretrain`` (and, for
 the transfer, ``smacrl finetune --algo sac``) with the cpu preset and 20 evaluation episodes, one
@@ -47,6 +48,9 @@ VARIANTS: dict[str, tuple] = {
     "target_entropy_-1": ("smac", ["--target-entropy-scale", "-1"]),
     "score_eps": ("smac", ["--score-target", "eps"]),
     "paper_literal": ("smac", ["--score-target", "eps", "--alpha-param", "linear", "--no-td-entropy"]),
+    # the proposed defaults (each change measured alone above), without and with the scaled temperature
+    "smac_defaults": ("smac", ["--no-td-entropy", "--target-entropy-scale", "-1"]),
+    "smac_defaults_tc": ("smac", ["--no-td-entropy", "--target-entropy-scale", "-1", *TC_OFF], TC_ON),
     "iql": ("iql", []),
     "td3bc": ("td3bc", []),
     "cql": ("cql", []),
@@ -202,6 +206,49 @@ def transfer_table(task: str) -> list[str]:
     return lines + [""]
 
 
+def _finished(run: Path, transfer: bool) -> bool:
+    done = (run / "offline" / "checkpoints" / "final.safetensors").exists()
+    return done and (not transfer or (run / "online" / "checkpoints" / "final.safetensors").exists())
+
+
+def compact_metrics(path: Path, window: int = 250) -> bool:
+    """Rewrite a finished run's metrics.jsonl with its per-update rows averaged over windows of ``window``
+    updates (one row at the end of each window); evaluation, timing and episode rows are kept as they
+    are. The per-update rows of a 3,000-update run are about 1 MB; the committed copy keeps the signal.
+    Returns False when the file was already compact."""
+    rows = _rows(path)
+    per_update = [r for r in rows if any(k.split("/")[0] in ("offline", "online") and "episode_" not in k for k in r)]
+    if len(per_update) <= len(rows) // 4 or len(per_update) < 2 * (max(r["step"] for r in rows) // window):
+        return False
+    keep = [r for r in rows if r not in per_update]
+    buckets: dict[int, list[dict]] = {}
+    for r in per_update:
+        buckets.setdefault(-(-r["step"] // window) * window, []).append(r)
+    for end, group in buckets.items():
+        keys = {k for r in group for k in r if k != "step"}
+        mean = {k: sum(r[k] for r in group if isinstance(r.get(k), int | float)) / max(1, sum(
+            isinstance(r.get(k), int | float) for r in group)) for k in keys}  # fmt: skip
+        keep.append({"step": end, **mean})
+    keep.sort(key=lambda r: r["step"])
+    tmp = path.with_suffix(".jsonl.tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in keep))
+    tmp.replace(path)
+    return True
+
+
+def cmd_compact(args) -> None:
+    n = 0
+    for task in TASKS:
+        for variant in VARIANTS:
+            for seed in SEEDS:
+                run = RESULTS / task / variant / f"s{seed}"
+                if _finished(run, task in TRANSFER_TASKS):
+                    for phase in ("offline", "online"):
+                        if (run / phase / "metrics.jsonl").exists():
+                            n += compact_metrics(run / phase / "metrics.jsonl")
+    print(f"compacted {n} metrics files")
+
+
 def cmd_table(args) -> None:
     lines = []
     for task in TASKS:
@@ -221,10 +268,11 @@ def main() -> None:
     r.add_argument("--jobs", type=int, default=2)
     r.add_argument("--only", nargs="*", choices=list(VARIANTS))
     r.add_argument("--offline-only", action="store_true")
+    sub.add_parser("compact", help="average the per-update rows of finished runs over 250-update windows")
     t = sub.add_parser("table")
     t.add_argument("--out", default=None)
     args = p.parse_args()
-    {"run": cmd_run, "table": cmd_table}[args.cmd](args)
+    {"run": cmd_run, "table": cmd_table, "compact": cmd_compact}[args.cmd](args)
 
 
 if __name__ == "__main__":
