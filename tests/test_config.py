@@ -65,3 +65,24 @@ def test_cli_config_prints_resolved_json(capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["config"]["kappa"] == 7.0 and out["config"]["seed"] == 3
     assert out["config"]["critic_hidden"] == [512, 512, 512, 512]
+
+
+def test_every_config_field_has_a_docstring_for_help():
+    """`--help` shows each field's docstring; a field without one would be a bare name there."""
+    import ast
+    import inspect
+
+    import smacrl.configs.algorithms as algorithms
+    import smacrl.configs.base as base
+
+    missing = []
+    for module in (algorithms, base):
+        for node in ast.parse(inspect.getsource(module)).body:
+            if isinstance(node, ast.ClassDef):
+                for i, field in enumerate(node.body):
+                    if isinstance(field, ast.AnnAssign):
+                        nxt = node.body[i + 1] if i + 1 < len(node.body) else None
+                        documented = isinstance(nxt, ast.Expr) and isinstance(nxt.value, ast.Constant)
+                        if not documented:
+                            missing.append(f"{node.name}.{field.target.id}")
+    assert not missing, missing

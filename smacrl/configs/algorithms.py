@@ -14,24 +14,37 @@ class ScoreConfig(RunOptions):
     """RvS-conditioned DDPM of the dataset's actions (IDQL-style residual MLP)."""
 
     time_emb_dim: int = 64
+    """Width of the diffusion-step embedding."""
     obs_emb_dim: int = 64
     """Output width of the condition network on [s, w] ("condition out dim")."""
     hidden_dim: int = 512
+    """Width of the residual trunk of the noise network."""
     n_blocks: int = 3
+    """Residual blocks in the trunk."""
     cond_hidden: tuple[int, ...] = (512, 512, 512)
+    """Hidden widths of the condition network on [s, w]."""
     dropout: float = 0.1
+    """Dropout inside each residual block (off in the EMA model used for scores)."""
     diffusion_steps: int = 32
+    """K, the number of noising steps."""
     cosine_s: float = 0.008
+    """Offset s of the cosine noise schedule."""
     steps: int = 1_000_000
+    """Training steps."""
     batch_size: int = 512
+    """Transitions per training step."""
     lr: float = 3e-4
+    """AdamW learning rate."""
     weight_decay: float = 1e-4
+    """AdamW weight decay."""
     ema_decay: float = 0.9995
+    """Decay of the weight average that is saved and used, reached after a warm-up."""
     rvs: bool = True
     """Condition on the normalized trajectory return w; --no-rvs trains the unconditional model."""
     rvs_w: float = 1.0
     """The w used at inference."""
     checkpoint_every: int = 100_000
+    """Steps between checkpoints of the EMA model."""
     heldout_fraction: float = 0.05
     """Share of the transitions (at most 10,000) kept out of training to report score/heldout_loss, the
     denoising loss of the EMA model on data it never saw; 0 trains on everything."""
@@ -41,10 +54,15 @@ class ScoreConfig(RunOptions):
 @dataclasses.dataclass
 class SMACConfig(OfflineConfig):
     actor_hidden: tuple[int, ...] = (512, 512, 512)
+    """Policy hidden widths (table 7)."""
     critic_hidden: tuple[int, ...] = (512, 512, 512)
+    """Critic hidden widths (table 7)."""
     critic_activation: Activation = "tanh"
+    """Critic hidden activation: tanh in table 7 (smooth, so grad_a Q is)."""
     ensemble_size: int = 10
+    """Critics in the ensemble; every member is score-matched."""
     optimizer: Literal["muon", "adam"] = "muon"
+    """muon (Muon on hidden matrices, AdamW on the rest) or adam, the appendix I ablation."""
     kappa: float = 40.0
     """Weight of the score-matching loss L_SM in the critic loss."""
     alpha_hidden: tuple[int, ...] = (256, 256)
@@ -84,79 +102,114 @@ class SMACConfig(OfflineConfig):
     score_k: int = 1
     """Diffusion step at which the score is evaluated (1 = least noised)."""
     rvs: bool = True
+    """Use the return-conditioned score model (--no-rvs: the unconditional one, appendix E)."""
 
 
 # ----------------------------------------------------------------------------- IQL (table 8)
 @dataclasses.dataclass
 class IQLConfig(OfflineConfig):
     actor_hidden: tuple[int, ...] = (256, 256)
+    """Policy hidden widths (table 8)."""
     critic_hidden: tuple[int, ...] = (256, 256)
+    """Q network hidden widths (table 8)."""
     tanh_squash: bool = False
+    """Squash the Gaussian policy with tanh (table 8: no)."""
     state_dependent_std: bool = False
+    """Let the policy's std depend on the state (table 8: a free parameter)."""
     ensemble_size: int = 2
+    """Q networks (IQL's two)."""
     batch_size: int = 256
+    """Offline transitions per update."""
     value_hidden: tuple[int, ...] = (256, 256)
+    """V network hidden widths (table 8)."""
     value_lr: float = 3e-4
+    """Learning rate of V."""
     expectile: float = 0.9
+    """tau of the expectile regression of V toward Q."""
     beta: float = 1.0
     """AWR temperature of the policy extraction (weights exp(beta * A))."""
     max_weight: float = 100.0
+    """Clip of the policy-extraction weights exp(beta A)."""
 
 
 # ----------------------------------------------------------------------------- CQL / Cal-QL (table 9)
 @dataclasses.dataclass
 class CQLConfig(OfflineConfig):
     actor_hidden: tuple[int, ...] = (512, 512)
+    """Policy hidden widths (table 9)."""
     critic_hidden: tuple[int, ...] = (512, 512, 512)
+    """Critic hidden widths (table 9)."""
     ensemble_size: int = 10
+    """Critics in the ensemble."""
     cql_alpha: float = 5.0
+    """Weight of the conservative term (logsumexp of Q over sampled actions minus Q on data)."""
     n_actions: int = 10
     """Sampled actions per state (uniform, pi(s), pi(s')) for the logsumexp."""
     cql_temperature: float = 1.0
+    """Temperature of CQL's logsumexp over sampled actions (not SAC's temperature)."""
     calibrated: bool = False
     """Cal-QL: bound the pushed-down Q by the Monte-Carlo return V^MC(s)."""
     target_entropy_scale: float = -1.0
     """Offline SAC target entropy = scale * |A|: -|A| as in CQL and Cal-QL. Table 9's -10 |A| is the
     online SAC's (ONLINE_FROM_OFFLINE)."""
     temperature_lr: float = 3e-4
+    """Learning rate of log alpha_ent, SAC's entropy temperature."""
     init_temperature: float = 1.0
+    """Initial SAC entropy temperature alpha_ent."""
     target_reduction: Reduction = "min"
+    """How the TD target reduces the critic ensemble: min, mean or redq."""
 
 
 # ----------------------------------------------------------------------------- TD3+BC (table 10)
 @dataclasses.dataclass
 class TD3BCConfig(OfflineConfig):
     actor_hidden: tuple[int, ...] = (512, 512)
+    """Policy hidden widths (table 10)."""
     critic_hidden: tuple[int, ...] = (512, 512, 512)
+    """Critic hidden widths (table 10)."""
     ensemble_size: int = 10
+    """Critics in the ensemble."""
     batch_size: int = 32
+    """Offline transitions per update."""
     bc_weight: float = 2.0
     """Weight beta of ||pi(s) - a||^2 against the normalized Q term."""
     policy_noise: float = 0.2
+    """Std of TD3's target-policy smoothing noise."""
     noise_clip: float = 0.5
+    """Clip of the target-policy smoothing noise."""
     policy_delay: int = 2
+    """Critic updates per actor update."""
     target_reduction: Reduction = "min"
+    """How the TD target reduces the critic ensemble: min, mean or redq."""
 
 
 # ----------------------------------------------------------------------------- online algorithms
 @dataclasses.dataclass
 class SACConfig(OnlineConfig):
     target_entropy_scale: float = -10.0
+    """Target entropy = scale * |A|; set per offline algorithm from tables 7-10."""
     temperature_lr: float = 3e-4
+    """Learning rate of log alpha_ent, SAC's entropy temperature."""
     init_temperature: float = 1.0
+    """Initial temperature when the checkpoint carries none (IQL, TD3+BC)."""
 
 
 @dataclasses.dataclass
 class TD3Config(OnlineConfig):
     exploration_noise: float = 0.1
+    """Std of the Gaussian noise added to actions when acting online."""
     policy_noise: float = 0.2
+    """Std of TD3's target-policy smoothing noise."""
     noise_clip: float = 0.5
+    """Clip of the target-policy smoothing noise."""
     policy_delay: int = 2
+    """Critic updates per actor update."""
 
 
 @dataclasses.dataclass
 class TD3BCOnlineConfig(TD3Config):
     bc_weight: float = 5.0
+    """Weight of the BC term; set per offline algorithm from tables 7-10."""
 
 
 @dataclasses.dataclass
@@ -164,5 +217,6 @@ class AWRConfig(OnlineConfig):
     temperature: float = 0.4
     """Advantage weights are exp(A / temperature), clipped at max_weight."""
     max_weight: float = 100.0
+    """Clip of the advantage weights."""
     value_samples: int = 4
     """Policy samples per state for V(s) = E_pi[Q(s, a)] in the advantage."""

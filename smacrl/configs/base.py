@@ -49,14 +49,23 @@ class NetsConfig:
     """Shapes of the common actor-critic."""
 
     actor_hidden: tuple[int, ...] = (256, 256)
+    """Policy hidden widths."""
     actor_activation: Activation = "relu"
+    """Policy hidden activation."""
     std_transform: Literal["exp", "softplus"] = "exp"
+    """How the policy's std is made positive: exp of a clamped log-std, or softplus."""
     tanh_squash: bool = True
+    """Squash the Gaussian policy with tanh into the action box."""
     state_dependent_std: bool = True
+    """The std is a network output (else one free parameter per action dim)."""
     critic_hidden: tuple[int, ...] = (256, 256)
+    """Critic hidden widths."""
     critic_activation: Activation = "relu"
+    """Critic hidden activation."""
     ensemble_size: int = 2
+    """Critics in the ensemble."""
     critic_layer_norm: bool = False
+    """LayerNorm after each critic hidden layer."""
 
 
 @dataclasses.dataclass
@@ -74,13 +83,19 @@ class OfflineConfig(NetsConfig, LearnerOptions, RunOptions):
     """Fields every offline algorithm has."""
 
     steps: int = 250_000
+    """Offline gradient steps."""
     batch_size: int = 64
+    """Offline transitions per update."""
     gamma: float = 0.99
+    """Discount."""
     tau: float = 0.005
     """Polyak rate of the target critic."""
     actor_lr: float = 1e-4
+    """Policy learning rate."""
     critic_lr: float = 3e-4
+    """Critic learning rate."""
     optimizer: Literal["muon", "adam"] = "adam"
+    """adam (AdamW) or muon (Muon on hidden matrices, AdamW on the rest)."""
     normalize_obs: bool = True
     """Standardize observations with the dataset's mean/std (stats travel in the checkpoint)."""
 
@@ -94,19 +109,29 @@ class OnlineConfig(LearnerOptions, RunOptions):
     warmup_steps: int = 5_000
     """On-policy warm-start transitions collected before the first update."""
     batch_size: int = 1024
+    """Transitions per online update (dataset and replay together)."""
     dataset_fraction: float = 0.5
     """Share of each batch drawn from the offline dataset; the rest from online replay."""
     updates_per_step: int = 1
+    """Gradient updates per environment step."""
     gamma: float = 0.99
+    """Discount."""
     tau: float = 0.005
+    """Polyak rate of the target critic."""
     actor_lr: float = 1e-4
+    """Policy learning rate."""
     critic_lr: float = 3e-4
+    """Critic learning rate."""
     target_reduction: Reduction = "min"
+    """How the TD target reduces the critic ensemble: min, mean or redq."""
     optimizer: Literal["muon", "adam"] = "adam"
+    """adam (AdamW) or muon."""
     eval_every: int = 5_000
+    """Online updates between evaluations."""
     eval_after_first: int = 1_000
     """Online updates after which the second evaluation runs: J(pi_1), right after the switch."""
     checkpoint_every: int = 20_000
+    """Online updates between checkpoints."""
 
 
 def config_to_dict(cfg: Any) -> dict[str, Any]:
