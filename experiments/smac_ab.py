@@ -51,6 +51,8 @@ VARIANTS: dict[str, tuple] = {
     # the proposed defaults (each change measured alone above), without and with the scaled temperature
     "smac_defaults": ("smac", ["--no-td-entropy", "--target-entropy-scale", "-1"]),
     "smac_defaults_tc": ("smac", ["--no-td-entropy", "--target-entropy-scale", "-1", *TC_OFF], TC_ON),
+    "smac_defaults_online_tc": ("smac", ["--no-td-entropy", "--target-entropy-scale", "-1"], TC_ON),
+    "cql_online_tc": ("cql", [], TC_ON),
     "iql": ("iql", []),
     "td3bc": ("td3bc", []),
     "cql": ("cql", []),
@@ -123,7 +125,7 @@ def cmd_run(args) -> None:
         (t, v, s, t in TRANSFER_TASKS and not args.offline_only)
         for v in (args.only or VARIANTS)
         for s in SEEDS
-        for t in TASKS
+        for t in (args.tasks or TASKS)
     ]
     with cf.ProcessPoolExecutor(args.jobs) as pool:
         for line in pool.map(job, *zip(*jobs, strict=True)):
@@ -268,6 +270,7 @@ def main() -> None:
     r.add_argument("--jobs", type=int, default=2)
     r.add_argument("--only", nargs="*", choices=list(VARIANTS))
     r.add_argument("--offline-only", action="store_true")
+    r.add_argument("--tasks", nargs="*", choices=TASKS)
     sub.add_parser("compact", help="average the per-update rows of finished runs over 250-update windows")
     t = sub.add_parser("table")
     t.add_argument("--out", default=None)

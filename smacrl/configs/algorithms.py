@@ -85,11 +85,13 @@ class SMACConfig(OfflineConfig):
     score_free: bool = False
     """Ablation: alpha_psi = 0, so L_SM = sum_e ||grad_a Q_e||^2 (a pure action-gradient penalty) and no
     score model is used."""
-    td_entropy: bool = True
-    """Subtract alpha_ent * log pi(a'|s') in the TD target (SAC's soft backup). The paper's L^AC
-    (section 6.2) has no entropy term."""
-    target_entropy_scale: float = -10.0
-    """SAC target entropy = scale * |A|."""
+    td_entropy: bool = False
+    """Subtract alpha_ent * log pi(a'|s') in the TD target (SAC's soft backup). Off: the paper's L^AC
+    (section 6.2) has no entropy term; measured no worse (docs/smac_readings.md)."""
+    target_entropy_scale: float = -1.0
+    """Offline SAC target entropy = scale * |A|: -|A|, as for CQL. Table 7's -10 |A| sits among the
+    online values and is the online SAC's (ONLINE_FROM_OFFLINE); measured no different offline at the
+    cpu budget (docs/smac_readings.md)."""
     temperature_lr: float = 3e-4
     """Learning rate of log alpha_ent, SAC's entropy temperature."""
     init_temperature: float = 1.0

@@ -6,9 +6,9 @@ the dataset's action score (from the RvS diffusion model, :mod:`smacrl.score`)::
     L_SMAC(theta, psi) = L_AC(theta) + kappa * L_SM(theta, psi)
     L_SM(theta, psi)   = E_{s ~ D, a ~ B(A)} sum_e || grad_a Q_theta_e(s, a) - alpha_psi(s) psi_D(s, a) ||^2
 
-- ``L_AC`` is SAC's TD loss against the soft target
-  ``r + gamma (1 - d) [reduce_e Q_target(s', a') - alpha_ent log pi(a'|s')]``; ``cfg.td_entropy=False``
-  drops the entropy term, as the paper's L^AC (section 6.2) is written. The ensemble
+- ``L_AC`` is the TD loss against ``r + gamma (1 - d) reduce_e Q_target(s', a')``, ``a' ~ pi(.|s')``,
+  as the paper's L^AC (section 6.2) is written; ``cfg.td_entropy=True`` subtracts
+  ``alpha_ent log pi(a'|s')`` inside the bracket (SAC's soft backup). The ensemble
   reduction of the target is ``cfg.target_reduction``: ``min`` over all members (default, as in
   SAC-N), ``mean``, or ``redq`` (min over a random pair). The actor maximizes the min (``min``) or the
   mean (otherwise) of the ensemble.
@@ -21,7 +21,8 @@ the dataset's action score (from the RvS diffusion model, :mod:`smacrl.score`)::
   ``grad_a Q`` point toward the data too: out-of-data actions are valued less, in proportion to how
   far out they are. ``cfg.score_free`` is the ablation ``alpha = 0``: a pure action-gradient penalty.
 - Policy and temperature: SAC's, ``E[alpha_ent log pi(a|s) - Q(s,a)]`` with ``alpha_ent`` tuned toward
-  the target entropy ``cfg.target_entropy_scale * |A|`` (table 7: ``-10 |A|``).
+  the target entropy ``cfg.target_entropy_scale * |A|`` (``-|A|``; table 7's ``-10 |A|`` is read as the
+  online SAC's, as for CQL).
 - Optimizers: Muon on hidden weight matrices of the critic, alpha net and policy; AdamW on the rest
   (:mod:`smacrl.optim`); ``cfg.optimizer = "adam"`` is the appendix I ablation.
 
