@@ -43,3 +43,9 @@ def test_demo_pipeline_writes_a_finite_report(pendulum_data, tmp_path, monkeypat
     printed = capsys.readouterr().out
     assert "smac -> sac: J(pi_0)" in printed and "summary.md" in printed
     assert "No method showed a drop" in summary_markdown({**summary, "rows": [dict(rows[0], drop=-1.0)]}, report)
+    # the paper's claims are stated plainly, held or not
+    smac, cql = (next(r for r in rows if r["offline"] == k) for k in ("smac", "cql"))
+    good = [dict(smac, drop=-1.0, regret_mean=1.0), dict(cql, drop=5.0, regret_mean=2.0)]
+    assert summary_markdown({**summary, "rows": good}, report).count("**held**") == 3
+    bad = [dict(smac, drop=1.0, regret_mean=3.0), dict(cql, drop=-5.0, regret_mean=2.0)]
+    assert summary_markdown({**summary, "rows": bad}, report).count("**did not hold**") == 3
