@@ -26,10 +26,10 @@ the dataset's action score (from the RvS diffusion model, :mod:`smacrl.score`)::
 - Optimizers: Muon on hidden weight matrices of the critic, alpha net and policy; AdamW on the rest
   (:mod:`smacrl.optim`); ``cfg.optimizer = "adam"`` is the appendix I ablation.
 
-Besides the losses, ``update`` logs what explains a run: ``|grad_a Q|``, ``alpha |score|``, the L_SM
-share and the cosine on each half of B(A); every ``log_every`` steps also the spread of Q over the
-action box at data states (a flat critic reads near 0) and the entropy of the uniform policy, the
-most the policy can have.
+Besides the losses, ``update`` logs what explains a run: the cosine between ``grad_a Q`` and the score
+on each half of B(A) every step; every ``log_every`` steps also ``|grad_a Q|``, ``alpha |score|`` and
+the L_SM share on each half, the spread of Q over the action box at data states (a flat critic reads
+near 0) and the entropy of the uniform policy, the most the policy can have.
 """
 
 from __future__ import annotations
@@ -138,7 +138,7 @@ def q_spread(critic: nn.Module, obs_n: torch.Tensor, act_dim: int, n_actions: in
 
 def half_metrics(grad_q: torch.Tensor, alpha: torch.Tensor, score: torch.Tensor, n_pi: int) -> dict[str, torch.Tensor]:
     """The terms of L_SM on the policy half (``_policy``) and the uniform half (``_uniform``) of B(A):
-    ``|grad_a Q|``, ``alpha |score|``, the L_SM share, and cos(grad_a Q, score)."""
+    ``|grad_a Q|``, ``alpha |score|`` and the L_SM share (logged on diagnostic steps only)."""
     grad_q, alpha, score = grad_q.detach(), alpha.detach(), score.detach()
     grad_norm = grad_q.norm(dim=-1).mean(0)  # [B]
     alpha_score = alpha * score.norm(dim=-1)  # [B]
@@ -148,7 +148,6 @@ def half_metrics(grad_q: torch.Tensor, alpha: torch.Tensor, score: torch.Tensor,
         out[f"grad_q_norm_{half}"] = grad_norm[sl].mean()
         out[f"alpha_score_norm_{half}"] = alpha_score[sl].mean()
         out[f"loss_sm_{half}"] = l_sm[sl].mean()
-        out[f"cos_{half}"] = mean_cosine(grad_q[:, sl], score[sl])
     return out
 
 
@@ -229,6 +228,7 @@ class SMAC:
         )
         ac.update_target(cfg.tau)
 
+        n_pi = a_sm.shape[0] // 2
         metrics = {
             "loss_ac": l_ac.detach(),
             "loss_sm": l_sm.detach(),
@@ -238,9 +238,11 @@ class SMAC:
             "alpha_std": alpha.detach().std(),
             "entropy": -logp.detach().mean(),
             "temperature": temp,
-            **half_metrics(grad_q, alpha, score, a_sm.shape[0] // 2),
+            "cos_policy": mean_cosine(grad_q.detach()[:, :n_pi], score[:n_pi]),
+            "cos_uniform": mean_cosine(grad_q.detach()[:, n_pi:], score[n_pi:]),
         }
         if diagnostics:
+            metrics.update(half_metrics(grad_q, alpha, score, n_pi))
             metrics["entropy_max"] = torch.tensor(self.max_entropy)
             metrics["q_spread"] = q_spread(ac.critic, obs_n, ac.spec.act_dim)
             if not cfg.score_free:
