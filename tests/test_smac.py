@@ -247,3 +247,16 @@ def test_score_target_eps_is_the_score_times_sigma_k():
         torch.testing.assert_close(score, model.score(s, a, w=1.0, k=k))
         # -eps_hat, the paper's scale: |eps| ~ 1 where |score| ~ 1 / sigma_k
         torch.testing.assert_close(make_score_fn(model, eps)(s, a), -model.eps(a, k, s, 1.0))
+
+
+def test_diagnostics_do_not_change_the_run():
+    """Diagnostic steps draw no numbers from the training's random stream: a run that logs them every
+    step ends with the same weights as one that never does."""
+    finals = []
+    for diagnostics in (True, False):
+        smac = _smac(seed=4)
+        torch.manual_seed(9)
+        for i in range(5):
+            smac.update(_batch(seed=i), diagnostics=diagnostics)
+        finals.append(torch.cat([p.detach().flatten() for p in smac.ac.parameters()]))
+    torch.testing.assert_close(finals[0], finals[1], rtol=0, atol=0)

@@ -131,7 +131,10 @@ def q_spread(critic: nn.Module, obs_n: torch.Tensor, act_dim: int, n_actions: in
     """How much Q varies over the action box at data states: the standard deviation of the ensemble-mean
     Q over ``n_actions`` uniform actions per state, averaged over states. Near 0, the critic is flat."""
     b = obs_n.shape[0]
-    a = torch.rand(n_actions * b, act_dim, device=obs_n.device, dtype=obs_n.dtype) * 2 - 1
+    # its own fixed generator: the same probe actions at every call, and the training's random stream is
+    # untouched, so logging diagnostics more or less often does not change the run
+    g = torch.Generator(device=obs_n.device).manual_seed(0)
+    a = torch.rand(n_actions * b, act_dim, device=obs_n.device, dtype=obs_n.dtype, generator=g) * 2 - 1
     q = critic(obs_n.repeat(n_actions, 1), a).mean(0).reshape(n_actions, b)
     return q.std(0).mean()
 
