@@ -103,26 +103,25 @@ def _report_fit(out: Path, info: dict, cfg, result, device) -> None:
         why = "no task is known for this dataset" if not task else "--eval-episodes 0"
         print(f"diffusion-BC return not measured ({why}); `smacrl score eval --model {out} --task T` measures it")
         return
-    metrics, line = evaluate_score_model(result.model, task, cfg.eval_episodes, cfg.seed, info, progress=cfg.progress)
+    bounds = (info["action_low"], info["action_high"])  # the dataset's, which its loader checked against the task
+    metrics, line = evaluate_score_model(
+        result.model, task, bounds, cfg.eval_episodes, cfg.seed, info, progress=cfg.progress
+    )
     with MetricLogger(out) as log:
         log.log(result.steps, metrics)
     print(line)
 
 
-def evaluate_score_model(model, task: str, episodes: int, seed: int, info: dict, w=None, progress: bool = True):
-    """Roll out ``model`` as a diffusion-BC policy at condition ``w`` on ``task``'s env. Returns
+def evaluate_score_model(model, task: str, bounds, episodes: int, seed: int, info: dict, w=None, progress: bool = True):
+    """Roll out ``model`` as a diffusion-BC policy at condition ``w`` on ``task``'s env, whose action box
+    is ``bounds = (low, high)`` and whose dims the caller has checked against the model. Returns
     ``(metrics with eval/score_bc_* keys, a one-line summary)``."""
-    from smacrl.envs import env_dims, env_factory, make_env
-    from smacrl.errors import SmacrlError
+    from smacrl.envs import env_factory
     from smacrl.eval.rollout import evaluate
     from smacrl.logger import progress as progress_bar
     from smacrl.score.model import DiffusionPolicy
 
-    env = make_env(task)
-    obs_dim, low, high = env_dims(env)
-    env.close()
-    if (obs_dim, len(low)) != (model.obs_dim, model.act_dim):
-        raise SmacrlError(task, "dims", f"env has obs {obs_dim}/act {len(low)}, model {model.obs_dim}/{model.act_dim}")
+    low, high = bounds
     w = model.default_w if w is None else float(w)
     policy = DiffusionPolicy(model, low, high, w=w).to(next(model.parameters()).device)
     with progress_bar(episodes, f"score eval {task}", enabled=progress) as bar:
@@ -153,12 +152,12 @@ def cmd_eval(args: argparse.Namespace, rest: list[str]) -> int:
         raise SmacrlError(path, "info.task", "score model names no task; pass --task")
     seed_everything(args.seed)
     env = make_env(task)
-    obs_dim, low, _ = env_dims(env)
+    obs_dim, low, high = env_dims(env)
     env.close()
     # the dims are checked here so that a mismatch names the checkpoint file and field
     ckpt = load_score_checkpoint(path, device=resolve_device(args.device), obs_dim=obs_dim, act_dim=len(low))
     metrics, line = evaluate_score_model(
-        ckpt.model, task, args.episodes, args.seed, info, w=args.w, progress=not args.no_progress
+        ckpt.model, task, (low, high), args.episodes, args.seed, info, w=args.w, progress=not args.no_progress
     )
     if args.out:
         with MetricLogger(args.out) as log:

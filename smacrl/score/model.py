@@ -187,11 +187,17 @@ class ScoreModel(nn.Module):
         a: torch.Tensor,
         w: torch.Tensor | None = None,
         generator: torch.Generator | None = None,
+        k: torch.Tensor | None = None,
+        noise: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """The denoising loss ``E_{k ~ U{1..K}, eps} ||eps - eps_hat(a_k, k, s, w)||^2`` (mean over dims)."""
+        """The denoising loss ``E_{k ~ U{1..K}, eps} ||eps - eps_hat(a_k, k, s, w)||^2`` (mean over dims).
+
+        ``k`` and ``noise`` are drawn here unless given (the held-out loss fixes them once)."""
         b = a.shape[0]
-        k = torch.randint(1, self.n_steps + 1, (b,), device=a.device, generator=generator)
-        noise = torch.randn(a.shape, device=a.device, dtype=a.dtype, generator=generator)
+        if k is None:
+            k = torch.randint(1, self.n_steps + 1, (b,), device=a.device, generator=generator)
+        if noise is None:
+            noise = torch.randn(a.shape, device=a.device, dtype=a.dtype, generator=generator)
         a_k = self.sqrt_alpha_bar[k, None] * a + self.sigma[k, None] * noise
         return F.mse_loss(self.eps(a_k, k, s, w), noise)
 

@@ -89,9 +89,8 @@ def heldout_loss(
     k: torch.Tensor,
     noise: torch.Tensor,
 ) -> torch.Tensor:
-    """The denoising loss ``mean ||eps - eps_hat(a_k, k, s, w)||^2`` at fixed steps ``k`` and noise."""
-    a_k = model.sqrt_alpha_bar[k, None] * actions + model.sigma[k, None] * noise
-    return torch.nn.functional.mse_loss(model.eps(a_k, k, obs, w), noise)
+    """The denoising loss of :meth:`ScoreModel.loss` at fixed steps ``k`` and noise."""
+    return model.loss(obs, actions, w, k=k, noise=noise)
 
 
 def train_score_model(
