@@ -260,3 +260,20 @@ def test_diagnostics_do_not_change_the_run():
             smac.update(_batch(seed=i), diagnostics=diagnostics)
         finals.append(torch.cat([p.detach().flatten() for p in smac.ac.parameters()]))
     torch.testing.assert_close(finals[0], finals[1], rtol=0, atol=0)
+
+
+def test_cli_score_free_needs_no_score_model_and_a_bad_alpha_init_is_one_line(
+    pendulum_data, tmp_path, monkeypatch, capsys
+):
+    from smacrl.cli import main
+
+    monkeypatch.setenv("SMACRL_CACHE", str(tmp_path / "cache"))
+    common = ["pretrain", "--algo", "smac", "--dataset", str(pendulum_data), "--preset", "cpu", "--steps", "5",
+              "--eval-every", "0", "--log-every", "5", "--no-progress"]  # fmt: skip
+    assert main([*common, "--score-free", "--out", str(tmp_path / "free")]) == 0
+    assert not (tmp_path / "cache").exists()  # no score model was trained or loaded
+    assert (tmp_path / "free" / "checkpoints" / "final.safetensors").exists()
+    capsys.readouterr()
+    assert main([*common, "--alpha-init", "-1", "--out", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "alpha_init" in err

@@ -6,6 +6,7 @@ import dataclasses
 from typing import Literal
 
 from smacrl.configs.base import Activation, OfflineConfig, OnlineConfig, Reduction, RunOptions
+from smacrl.errors import ConfigError
 
 
 # ----------------------------------------------------------------------------- score model (table 6)
@@ -105,6 +106,10 @@ class SMACConfig(OfflineConfig):
     """Diffusion step at which the score is evaluated (1 = least noised)."""
     rvs: bool = True
     """Use the return-conditioned score model (--no-rvs: the unconditional one, appendix E)."""
+
+    def __post_init__(self) -> None:
+        if self.alpha_param == "softplus" and self.alpha_init is not None and self.alpha_init <= 0:
+            raise ConfigError("--alpha-init", "alpha_init", f"must be > 0 under softplus, got {self.alpha_init}")
 
 
 # ----------------------------------------------------------------------------- IQL (table 8)
