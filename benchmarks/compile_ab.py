@@ -16,14 +16,14 @@ from pathlib import Path
 
 import torch
 
-from smacrl.bench import build_case, load_reference, synthetic_batch
+from smacrl.bench import build_case, synthetic_batch
 from smacrl.nets.compile import compile_learner
 
 
 def ab(algo: str, preset: str, repeats: int, seconds: float) -> tuple[float, float]:
     torch._dynamo.reset()
     torch.manual_seed(0)
-    case = build_case(algo, preset, torch.device("cpu"), load_reference())
+    case = build_case(algo, preset, torch.device("cpu"), count_flops=False)
     gen = torch.Generator().manual_seed(0)
     batches = [synthetic_batch(case.batch_size, torch.device("cpu"), gen) for _ in range(4)]
     learner = case.learner

@@ -26,6 +26,8 @@ import sys
 import time
 from pathlib import Path
 
+from smacrl.logger import read_metrics
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results" / "smac_ab"
 SMACRL = [sys.executable, "-m", "smacrl.cli"]
@@ -34,9 +36,9 @@ SEEDS = (0, 1, 2, 3)
 COMMON = ["--preset", "cpu", "--eval-episodes", "20", "--no-progress", "--trajectory-points", "0"]
 
 # variant -> (offline algo, extra offline flags[, extra online flags]). One change against "base" each;
-# the *_tc rows scale the temperature's learning rate with the budget (see docs/smac_readings.md).
-TC_OFF = ["--temperature-lr", "0.025"]  # 3e-4 * 250k / 3k offline steps
-TC_ON = ["--temperature-lr", "0.012"]  # 3e-4 * 200k / 5k online steps
+# the *_tc rows scale the entropy coefficient's learning rate with the budget (see docs/smac_readings.md).
+TC_OFF = ["--ent-coef-lr", "0.025"]  # 3e-4 * 250k / 3k offline steps
+TC_ON = ["--ent-coef-lr", "0.012"]  # 3e-4 * 200k / 5k online steps
 VARIANTS: dict[str, tuple] = {
     "base": ("smac", []),
     "no_td_entropy": ("smac", ["--no-td-entropy"]),
@@ -44,7 +46,7 @@ VARIANTS: dict[str, tuple] = {
     "alpha_init_0.1": ("smac", ["--alpha-init", "0.1"]),
     "score_free": ("smac", ["--score-free"]),
     "reduction_redq": ("smac", ["--target-reduction", "redq"]),
-    "temp_lr_1e-2": ("smac", ["--temperature-lr", "1e-2"]),
+    "temp_lr_1e-2": ("smac", ["--ent-coef-lr", "1e-2"]),
     "target_entropy_-1": ("smac", ["--target-entropy-scale", "-1"]),
     "score_eps": ("smac", ["--score-target", "eps"]),
     "paper_literal": ("smac", ["--score-target", "eps", "--alpha-param", "linear", "--no-td-entropy"]),
@@ -134,9 +136,7 @@ def cmd_run(args) -> None:
 
 # ----------------------------------------------------------------------------- tables
 def _rows(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return read_metrics(path) if path.exists() else []
 
 
 def _evals(rows: list[dict], key: str) -> dict[int, float]:
@@ -202,7 +202,7 @@ def transfer_table(task: str) -> list[str]:
         drop = [a - b for a, b in zip(j0, j1) if a is not None and b is not None]
         regret = [sum(1.0 - x for _, x in e[1:]) / max(1, len(e) - 1) for e in ev if len(e) > 1]
         off = [_rows(RESULTS / task / v / f"s{s}" / "offline" / "metrics.jsonl") for s in SEEDS]
-        temp = [_last(r, "offline/temperature") for r in off if r]
+        temp = [_last(r, "offline/ent_coef") for r in off if r]
         cells = [_mse(j0), _mse(j1), _mse(jn), _mse(drop), _mse(regret), _mse(temp)]
         lines.append(f"| {v} | " + " | ".join(cells) + " |")
     return lines + [""]

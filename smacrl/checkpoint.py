@@ -5,7 +5,7 @@ Layout of a checkpoint file (``*.safetensors``):
 - tensors ``ac.<name>``: the :class:`~smacrl.nets.ActorCritic` state (``ac.obs_norm.*``,
   ``ac.actor.*``, ``ac.critic.*``, ``ac.critic_target.*``);
 - tensors ``extra.<module>.<name>``: anything else an algorithm needs to resume or that an online
-  algorithm may reuse (IQL's ``value``, SMAC's ``alpha_net``, temperatures, ...);
+  algorithm may reuse (IQL's ``value``, SMAC's ``alpha_net``, SAC's ``ent_coef``, ...);
 - tensors ``optim.<optimizer>.<param index>.<state key>``: optimizer states, whose non-tensor parts
   (param groups, scalar state) are kept in the metadata;
 - header metadata key ``smacrl``: a JSON document with the format version, obs/action dims, action
@@ -41,6 +41,8 @@ FORMAT = "smacrl.actor_critic"
 FORMAT_VERSION = 1
 META_KEY = "smacrl"
 _AC, _EXTRA, _OPTIM = "ac.", "extra.", "optim."
+LEGACY_EXTRAS = {"temperature": "ent_coef"}
+"""Extra modules and optimizers renamed since older checkpoints were written, read under the new name."""
 
 
 @dataclasses.dataclass
@@ -305,6 +307,8 @@ def load_checkpoint(
         prefix = f"{_EXTRA}{name}."
         extras[name] = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
     optimizers = {name: _unflatten_optimizer(name, m, tensors) for name, m in meta.get("optimizers", {}).items()}
+    extras = {LEGACY_EXTRAS.get(k, k): v for k, v in extras.items()}
+    optimizers = {LEGACY_EXTRAS.get(k, k): v for k, v in optimizers.items()}
     return Checkpoint(path=path, meta=meta, actor_critic=ac, extras=extras, optimizers=optimizers)
 
 

@@ -19,10 +19,12 @@ Handler = Callable[[argparse.Namespace, list[str]], int]
 
 
 # ----------------------------------------------------------------------------- helpers
-def _config_from_cli(algo: str, preset: str, rest: list[str], prog: str, offline_algo: str | None = None):
+def _config_from_cli(
+    algo: str, preset: str, rest: list[str], prog: str, offline_algo: str | None = None, phase: str | None = None
+):
     from smacrl.configs import make_config, parse_overrides
 
-    cfg = make_config(algo, preset, offline_algo=offline_algo)
+    cfg = make_config(algo, preset, offline_algo=offline_algo, phase=phase)
     return parse_overrides(cfg, rest, prog=prog)
 
 
@@ -30,14 +32,16 @@ def _wants_help(args: argparse.Namespace, rest: Sequence[str]) -> bool:
     return bool(getattr(args, "help", False)) or any(a in ("-h", "--help") for a in rest)
 
 
-def _print_help_with_config(parser: argparse.ArgumentParser, algo: str, preset: str, prog: str) -> int:
+def _print_help_with_config(
+    parser: argparse.ArgumentParser, algo: str, preset: str, prog: str, phase: str | None = None
+) -> int:
     from smacrl.configs import make_config, parse_overrides
 
     parser.print_help()
     print(f"\nConfig fields of '{algo}' with preset '{preset}' (each is a --flag):\n")
     sys.stdout.flush()
     try:
-        parse_overrides(make_config(algo, preset), ["--help"], prog=prog)
+        parse_overrides(make_config(algo, preset, phase=phase), ["--help"], prog=prog)
     except SystemExit:
         pass
     return 0
@@ -54,8 +58,8 @@ def cmd_config(args: argparse.Namespace, rest: list[str]) -> int:
     from smacrl.configs import config_to_dict
 
     if _wants_help(args, rest):
-        return _print_help_with_config(args.parser, args.algo, args.preset, "smacrl config")
-    cfg = _config_from_cli(args.algo, args.preset, rest, "smacrl config", args.offline_algo)
+        return _print_help_with_config(args.parser, args.algo, args.preset, "smacrl config", args.phase)
+    cfg = _config_from_cli(args.algo, args.preset, rest, "smacrl config", args.offline_algo, args.phase)
     print(json.dumps({"algo": args.algo, "preset": args.preset, "config": config_to_dict(cfg)}, indent=2))
     return 0
 
@@ -65,7 +69,7 @@ def cmd_init(args: argparse.Namespace, rest: list[str]) -> int:
     import torch
 
     from smacrl.configs import config_to_dict
-    from smacrl.envs import env_dims, make_env
+    from smacrl.data.tasks import env_dims, make_env
     from smacrl.nets import ActorCritic, ActorCriticSpec
     from smacrl.run import RunDir, default_run_name
     from smacrl.runtime import resolve_device, seed_everything
@@ -104,7 +108,7 @@ def cmd_init(args: argparse.Namespace, rest: list[str]) -> int:
 def cmd_eval(args: argparse.Namespace, rest: list[str]) -> int:
     """Evaluate a checkpoint's deterministic policy on vectorized envs."""
     from smacrl.checkpoint import load_checkpoint, read_metadata
-    from smacrl.envs import env_dims, make_env
+    from smacrl.data.tasks import env_dims, make_env
     from smacrl.eval.rollout import evaluate
     from smacrl.logger import MetricLogger, progress
     from smacrl.run import resolve_checkpoint
@@ -182,8 +186,8 @@ def add_command(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from smacrl import __version__
-    from smacrl.configs import CONFIGS, OFFLINE_ALGOS, PRESET_NAMES
+    from smacrl import __version__, registry
+    from smacrl.configs import PRESET_NAMES
 
     parser = argparse.ArgumentParser(
         prog="smacrl",
@@ -197,18 +201,24 @@ def build_parser() -> argparse.ArgumentParser:
         return add_command(sub_, name, handler, help_, add_help)
 
     p = add("config", cmd_config, "print a resolved config (any field can be overridden)", add_help=False)
-    p.add_argument("--algo", default="smac", choices=sorted(CONFIGS))
+    p.add_argument("--algo", default="smac", choices=registry.names())
     p.add_argument("--preset", default="locomotion", choices=PRESET_NAMES)
+    p.add_argument(
+        "--phase",
+        default=None,
+        choices=registry.PHASES,
+        help="for a name in two phases (td3bc): which one (default: offline, or online with --offline-algo)",
+    )
     p.add_argument(
         "--offline-algo",
         default=None,
-        choices=OFFLINE_ALGOS,
+        choices=registry.names("offline"),
         help="for online algorithms: the offline algorithm whose online values apply",
     )
 
     p = add("init", cmd_init, "write an untrained actor-critic checkpoint for an env", add_help=False)
     p.add_argument("--env", help="gymnasium env id, e.g. Pendulum-v1 (required)")
-    p.add_argument("--algo", default="smac", choices=OFFLINE_ALGOS, help="whose network shapes to use")
+    p.add_argument("--algo", default="smac", choices=registry.names("offline"), help="whose network shapes to use")
     p.add_argument("--preset", default="cpu", choices=PRESET_NAMES)
 
     p = add("eval", cmd_eval, "evaluate a checkpoint's deterministic policy")

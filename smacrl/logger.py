@@ -113,13 +113,25 @@ def _finite(v: Any) -> Any:
     return v
 
 
+LEGACY_METRICS = {"loss_ac": "loss_td", "loss_critic": "loss_td", "temperature": "ent_coef"}
+"""Learner metrics renamed since older runs wrote their metrics.jsonl (one name per quantity in both
+phases), read under the new name."""
+
+
+def _current_name(key: str) -> str:
+    phase, _, name = key.partition("/")
+    return f"{phase}/{LEGACY_METRICS[name]}" if phase in ("offline", "online") and name in LEGACY_METRICS else key
+
+
 def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
-    """Rows of a metrics.jsonl file (a run directory is accepted too)."""
+    """Rows of a metrics.jsonl file (a run directory is accepted too); renamed metrics of older runs
+    come back under their current names (:data:`LEGACY_METRICS`)."""
     p = Path(path)
     if p.is_dir():
         p = p / "metrics.jsonl"
     with open(p, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+        rows = [json.loads(line) for line in f if line.strip()]
+    return [{_current_name(k): v for k, v in row.items()} for row in rows]
 
 
 def progress(total: int, desc: str, enabled: bool = True, initial: int = 0) -> tqdm:

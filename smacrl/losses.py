@@ -21,8 +21,9 @@ from smacrl.nets.actor_critic import ActorCritic
 from smacrl.nets.ensemble import Reduction, reduce_ensemble
 
 
-class Temperature(nn.Module):
-    """The entropy temperature ``alpha_ent = exp(log_alpha)``, tuned toward a target entropy."""
+class EntropyCoef(nn.Module):
+    """SAC's entropy coefficient ``alpha_ent = exp(log_alpha)`` (often called its temperature), tuned
+    toward a target entropy."""
 
     def __init__(self, init: float = 1.0):
         super().__init__()
@@ -38,21 +39,24 @@ def ensemble_td_loss(q: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def soft_td_target(
+def td_target(
     ac: ActorCritic,
     next_obs_n: torch.Tensor,
     rewards: torch.Tensor,
     terminals: torch.Tensor,
-    temperature: torch.Tensor,
     gamma: float,
     reduction: Reduction = "min",
+    ent_coef: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
-    """SAC's target ``r + gamma (1 - d) [reduce_e Q_target_e(s', a') - alpha_ent log pi(a'|s')]``,
-    ``a' ~ pi(.|s')``. A terminal stops the bootstrap; a timeout is not a terminal."""
+    """The TD target ``r + gamma (1 - d) reduce_e Q_target_e(s', a')``, ``a' ~ pi(.|s')``; with an
+    ``ent_coef`` it is SAC's soft target, ``- alpha_ent log pi(a'|s')`` inside the bracket. A terminal
+    stops the bootstrap; a timeout is not a terminal."""
     next_a, next_logp = ac.actor.sample(next_obs_n)
     next_q = reduce_ensemble(ac.critic_target(next_obs_n, next_a.clamp(-1.0, 1.0)), reduction, generator)
-    return rewards + gamma * (1.0 - terminals) * (next_q - temperature * next_logp)
+    if ent_coef is not None:
+        next_q = next_q - ent_coef * next_logp
+    return rewards + gamma * (1.0 - terminals) * next_q
 
 
 def actor_q_reduction(reduction: Reduction) -> Reduction:
@@ -61,39 +65,39 @@ def actor_q_reduction(reduction: Reduction) -> Reduction:
 
 
 def sac_actor_loss(
-    ac: ActorCritic, obs_n: torch.Tensor, temperature: torch.Tensor, reduction: Reduction = "min"
+    ac: ActorCritic, obs_n: torch.Tensor, ent_coef: torch.Tensor, reduction: Reduction = "min"
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``E[alpha_ent log pi(a|s) - Q(s, a)]``, ``a ~ pi(.|s)`` reparameterized. Returns (loss, log pi)."""
     a, logp = ac.actor.sample(obs_n)
     q = reduce_ensemble(ac.critic(obs_n, a.clamp(-1.0, 1.0)), actor_q_reduction(reduction))
-    return (temperature.detach() * logp - q).mean(), logp
+    return (ent_coef.detach() * logp - q).mean(), logp
 
 
-def temperature_loss(temp: Temperature, logp: torch.Tensor, target_entropy: float) -> torch.Tensor:
+def ent_coef_loss(ent_coef: EntropyCoef, logp: torch.Tensor, target_entropy: float) -> torch.Tensor:
     """Tune ``alpha_ent`` so the policy's entropy ``-E[log pi]`` tracks ``target_entropy``."""
-    return -(temp.log_alpha * (logp.detach() + target_entropy)).mean()
+    return -(ent_coef.log_alpha * (logp.detach() + target_entropy)).mean()
 
 
 def sac_policy_step(
     ac: ActorCritic,
     obs_n: torch.Tensor,
-    temperature: Temperature,
+    ent_coef: EntropyCoef,
     actor_opt,
-    temp_opt: torch.optim.Optimizer,
+    ent_coef_opt: torch.optim.Optimizer,
     target_entropy: float,
     reduction: Reduction = "min",
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """SAC's policy step then its temperature step (SAC, SMAC and CQL share it). Returns
+    """SAC's policy step then its entropy-coefficient step (SAC, SMAC and CQL share it). Returns
     ``(actor loss, log pi)``, detached."""
-    actor_loss, logp = sac_actor_loss(ac, obs_n, temperature().detach(), reduction)
+    actor_loss, logp = sac_actor_loss(ac, obs_n, ent_coef().detach(), reduction)
     actor_opt.zero_grad()
     # gradients for the actor only: the critic's would be discarded before its next step anyway
     actor_loss.backward(inputs=list(ac.actor.parameters()))
     actor_opt.step()
-    t_loss = temperature_loss(temperature, logp, target_entropy)
-    temp_opt.zero_grad()
+    t_loss = ent_coef_loss(ent_coef, logp, target_entropy)
+    ent_coef_opt.zero_grad()
     t_loss.backward()
-    temp_opt.step()
+    ent_coef_opt.step()
     return actor_loss.detach(), logp.detach()
 
 

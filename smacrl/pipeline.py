@@ -16,10 +16,12 @@ by-hand run produce the same files.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
+from smacrl import registry
 from smacrl.cli import add_command
-from smacrl.configs import OFFLINE_ALGOS, PRESET_NAMES
+from smacrl.configs import PRESET_NAMES
 from smacrl.errors import SmacrlError
 
 
@@ -64,7 +66,8 @@ def run_pipeline(
     common += ["--preset", preset] if preset else []
     pre = ["pretrain", "--algo", offline, "--dataset", data, "--out", str(out / "offline"), *common]
     pre += ["--steps", str(offline_steps)] if offline_steps else []
-    pre += ["--score-steps", str(score_steps)] if score_steps and offline == "smac" else []
+    trains_score = "score_steps" in {f.name for f in dataclasses.fields(registry.get(offline, "offline").config)}
+    pre += ["--score-steps", str(score_steps)] if score_steps and trains_score else []
     if main([*pre, *(extra_offline or [])]) != 0:
         raise SmacrlError(out / "offline", "pretrain", "failed (see the message above)")
     fine = ["finetune", "--algo", online, "--checkpoint", str(out / "offline"), "--task", task]
@@ -102,8 +105,8 @@ def cmd_run(args: argparse.Namespace, rest: list[str]) -> int:
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = add_command(subparsers, "run", cmd_run, "the whole pipeline: dataset, score model, pretrain, finetune")
     p.add_argument("--task", required=True)
-    p.add_argument("--offline", default="smac", choices=OFFLINE_ALGOS)
-    p.add_argument("--online", default="sac", choices=("sac", "td3", "td3bc", "awr"))
+    p.add_argument("--offline", default="smac", choices=registry.names("offline"))
+    p.add_argument("--online", default="sac", choices=registry.names("online"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--preset", default=None, choices=PRESET_NAMES)
     p.add_argument("--dataset", default=None, help="dataset file (default: the task's local data, generated once)")

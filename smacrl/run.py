@@ -11,6 +11,10 @@
         latest                             name of the newest checkpoint (text)
       trajectory/
         step_000000000.safetensors ...   actor-only snapshots, ``trajectory_points`` per run
+
+:class:`TrainingRun` is the one run driver: the offline loop (:mod:`smacrl.offline.train`) and the
+online loop (:mod:`smacrl.online.loop`) both checkpoint, resume, snapshot and log through it, so the
+two phases write the same files the same way and differ only in how they get their batches.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -130,3 +136,119 @@ def resolve_checkpoint(path: str | os.PathLike) -> Path:
 
 def default_run_name(algo: str, task: str, seed: int) -> str:
     return f"{algo}-{task.replace('/', '_')}-s{seed}"
+
+
+class TrainingRun:
+    """Checkpoints, resume, trajectory snapshots and metric logging of one training run.
+
+    ``run`` may be None (nothing is written: a throw-away run such as the medium-replay generator's).
+    Every checkpoint and snapshot records ``info`` and the ``phase``; resuming checks that the run
+    directory's latest checkpoint was made by the same algorithm in the same phase.
+    """
+
+    def __init__(
+        self,
+        run: RunDir | None,
+        learner: Any,
+        cfg: Any,
+        *,
+        algo: str,
+        phase: str,
+        env_id: str | None,
+        info: dict[str, Any] | None = None,
+        updates_per_step: int = 1,
+        on_save: Callable[[RunDir], None] | None = None,
+    ):
+        from smacrl.logger import MetricLogger
+
+        self.run, self.learner, self.cfg = run, learner, cfg
+        self.algo, self.phase, self.env_id = algo, phase, env_id
+        self.info = {"phase": phase, **(info or {})}
+        self.updates_per_step = updates_per_step
+        self.on_save = on_save
+        self.snap_every = max(1, cfg.steps // cfg.trajectory_points) if cfg.trajectory_points > 0 else 0
+        self.logger = MetricLogger(
+            run.path if run else None, tensorboard=cfg.tensorboard, wandb=cfg.wandb, wandb_config=config_to_dict(cfg)
+        )
+        self._t0, self._last = time.perf_counter(), 0
+
+    # -- resume ----------------------------------------------------------------------------------
+    def resume(self) -> int:
+        """Restore the learner from the run's latest checkpoint (weights, extras, optimizer states), drop
+        the metric rows logged after it, and return its step; 0 when the run has no checkpoint."""
+        from smacrl.checkpoint import load_checkpoint
+        from smacrl.registry import canonical
+
+        latest = self.run.latest_checkpoint() if self.run is not None else None
+        if latest is None:
+            return 0
+        spec = self.learner.ac.spec
+        ck = load_checkpoint(latest, obs_dim=spec.obs_dim, act_dim=spec.act_dim)
+        phase = ck.meta.get("info", {}).get("phase", "offline")
+        if phase != self.phase:
+            raise CheckpointError(latest, "phase", f"run holds a {phase} checkpoint; this is a {self.phase} run")
+        if canonical(ck.algo, phase) != self.algo:  # type: ignore[arg-type]
+            raise CheckpointError(latest, "algo", f"run was made by '{ck.algo}', not '{self.algo}'")
+        ck.restore_into(self.learner)
+        assert self.run is not None
+        self.run.truncate_metrics(ck.step)
+        self._last = ck.step
+        return ck.step
+
+    # -- writing ---------------------------------------------------------------------------------
+    def save(self, step: int, final: bool = False) -> Path | None:
+        """A checkpoint of the actor-critic, the learner's extras and its optimizer states."""
+        if self.run is None:
+            return None
+        if self.on_save is not None:
+            self.on_save(self.run)
+        return self.run.save_checkpoint(
+            self.learner.ac,
+            step,
+            final=final,
+            keep=self.cfg.keep_checkpoints,
+            algo=self.algo,
+            config=config_to_dict(self.cfg),
+            env_id=self.env_id,
+            extras=self.learner.extras(),
+            optimizers=self.learner.optimizers(),
+            info=self.info,
+        )
+
+    def maybe_save(self, step: int) -> None:
+        """The periodic checkpoint, every ``cfg.checkpoint_every`` steps before the last."""
+        if self.cfg.checkpoint_every > 0 and step % self.cfg.checkpoint_every == 0 and step < self.cfg.steps:
+            self.save(step)
+
+    def snapshot(self, step: int) -> None:
+        """An actor-only snapshot every ``cfg.steps // cfg.trajectory_points`` steps (and at step 0)."""
+        if self.run is not None and self.snap_every and step % self.snap_every == 0:
+            self.run.save_snapshot(self.learner.ac, step, algo=self.algo, env_id=self.env_id, info=self.info)
+
+    # -- logging ---------------------------------------------------------------------------------
+    def log(self, step: int, metrics: dict[str, Any]) -> None:
+        self.logger.log(step, metrics)
+
+    def log_update(self, step: int, metrics: dict[str, Any]) -> None:
+        """A learner's metrics, namespaced by the phase (``offline/loss_td``, ``online/loss_td``)."""
+        self.logger.log(step, {f"{self.phase}/{k}": v for k, v in metrics.items()})
+
+    def flush(self, step: int, bar: Any, keys: Iterable[str]) -> dict[str, float]:
+        """Log the update rate since the last flush, write the pending metrics (the loop's host sync),
+        and show ``keys`` on the progress bar."""
+        from smacrl.logger import postfix
+
+        now = time.perf_counter()
+        rate = (step - self._last) * self.updates_per_step / max(now - self._t0, 1e-9)
+        self.logger.log(step, {"time/updates_per_s": rate})
+        self._t0, self._last = now, step
+        latest = self.logger.flush()
+        bar.set_postfix(postfix(latest, keys), refresh=False)
+        return latest
+
+    def __enter__(self) -> TrainingRun:
+        self._t0 = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.logger.close()

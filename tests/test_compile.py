@@ -8,7 +8,7 @@ import torch
 from smacrl.configs import make_config
 from smacrl.nets import ActorCritic
 from smacrl.nets.compile import compile_learner
-from smacrl.online.loop import make_online_learner
+from smacrl.registry import get
 
 
 def _batch(n: int = 8, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -26,7 +26,8 @@ def _pair(small_spec, algo: str):
     torch.manual_seed(0)
     ac = ActorCritic(small_spec)
     cfg = make_config(algo, "cpu", offline_algo="smac")
-    return make_online_learner(algo, ac, cfg), make_online_learner(algo, copy.deepcopy(ac), cfg)
+    build = get(algo, "online").build
+    return build(ac, cfg), build(copy.deepcopy(ac), cfg)
 
 
 def _run(learner, steps: int = 3) -> None:
@@ -48,7 +49,7 @@ def test_failed_compile_falls_back_to_eager_without_double_steps(small_spec):
     _run(ours)
     _run(ref)
     assert len(lines) == 1 and "no working C++ compiler" in lines[0] and "running eager" in lines[0]
-    assert ours.updates == ref.updates == 3  # the delay counter was not advanced twice
+    assert ours.updates.value == ref.updates.value == 3  # the delay counter was not advanced twice
     for a, b in zip(ours.ac.parameters(), ref.ac.parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     assert ours.ac.critic._compiled_call_impl is None and "update" not in vars(ours)
@@ -108,5 +109,5 @@ def test_cli_flag_reaches_both_training_loops(pendulum_data, tmp_path, monkeypat
                  "--log-every", "10", "--no-progress", "--compile", "--out", str(on)]) == 0  # fmt: skip
     torch._dynamo.reset()
     assert calls == [("SMAC", True, False), ("TD3", True, True)]
-    losses = [r["online/loss_critic"] for r in read_metrics(on) if "online/loss_critic" in r]
+    losses = [r["online/loss_td"] for r in read_metrics(on) if "online/loss_td" in r]
     assert len(losses) == 30 and all(np.isfinite(losses))

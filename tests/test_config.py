@@ -3,8 +3,9 @@ import json
 
 import pytest
 
+from smacrl import registry
 from smacrl.cli import main
-from smacrl.configs import CONFIGS, PRESET_NAMES, PRESETS, config_from_dict, make_config, parse_overrides
+from smacrl.configs import PRESET_NAMES, config_from_dict, make_config, parse_overrides
 from smacrl.errors import ConfigError
 
 
@@ -32,19 +33,31 @@ def test_baseline_tables():
 def test_online_values_depend_on_offline_algorithm():
     assert make_config("sac", "locomotion", offline_algo="smac").batch_size == 1024
     assert make_config("sac", "locomotion", offline_algo="cql").batch_size == 512
-    assert make_config("awr", "adroit", offline_algo="smac").temperature == 20.0
-    assert make_config("td3bc_online", "kitchen", offline_algo="smac").bc_weight == 2.0
+    assert make_config("awr", "adroit", offline_algo="smac").awr_temperature == 20.0
+    assert make_config("td3bc", "kitchen", offline_algo="smac").bc_weight == 2.0
+    assert make_config("td3bc", "kitchen", phase="online").bc_weight == 5.0  # the online class default
+    assert make_config("td3bc", "kitchen").bc_weight == 5.0 and make_config("td3bc", "adroit").bc_weight == 15.0
     assert make_config("sac", "locomotion", offline_algo="td3bc").target_entropy_scale == -1.0
     # the cpu preset keeps its own small batch
     assert make_config("sac", "cpu", offline_algo="smac").batch_size == 256
 
 
 def test_every_algorithm_has_every_preset():
-    for algo in CONFIGS:
-        assert set(PRESETS[algo]) == set(PRESET_NAMES), algo
+    for algo in registry.algorithms():
+        assert set(algo.presets) == set(PRESET_NAMES), algo.name
         for preset in PRESET_NAMES:
-            cfg = make_config(algo, preset)
-            assert dataclasses.is_dataclass(cfg)
+            cfg = make_config(algo.name, preset, phase=algo.phase)
+            assert isinstance(cfg, algo.config)
+    for algo in registry.algorithms("offline"):  # every offline algorithm lists its online values per family
+        assert set(algo.online_defaults) == {"locomotion", "adroit", "kitchen"}, algo.name
+
+
+def test_configs_of_older_runs_are_read_under_the_new_field_names():
+    old = {"init_temperature": 0.5, "temperature_lr": 1e-3, "seed": 2}
+    cfg = config_from_dict("sac", old, phase="online")
+    assert (cfg.init_ent_coef, cfg.ent_coef_lr, cfg.seed) == (0.5, 1e-3, 2)
+    assert config_from_dict("awr", {"temperature": 3.0}).awr_temperature == 3.0
+    assert config_from_dict("td3bc_online", {"bc_weight": 7.0}).bc_weight == 7.0  # the legacy online name
 
 
 def test_overrides_and_errors():

@@ -21,7 +21,7 @@ def _rows(alpha, entropy, spread):
                      "offline/alpha_score_norm_policy": 1.0, "offline/alpha_score_norm_uniform": 1.0,
                      "offline/loss_sm_policy": 2.0, "offline/loss_sm_uniform": 3.0, "offline/q_mean": -2.0,
                      "offline/q_spread": spread, "offline/entropy": entropy, "offline/entropy_max": 1.386,
-                     "offline/temperature": 0.5})  # fmt: skip
+                     "offline/ent_coef": 0.5})  # fmt: skip
     return rows
 
 

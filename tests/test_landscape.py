@@ -133,7 +133,7 @@ def test_rerun_is_served_from_the_cache(runs, tmp_path, monkeypatch):
     def no_rollouts(*args, **kwargs):
         raise AssertionError("a cached point was rolled out again")
 
-    monkeypatch.setattr(ls, "evaluate_states", no_rollouts)
+    monkeypatch.setattr(ls.evaluate, "evaluate_states", no_rollouts)  # the module evaluate_cached calls it from
     again = ls.line_landscape([(runs["offline"], runs["sac"])], tmp_path, points=4, settings=settings)
     assert again["pairs"][0]["returns"] == first["pairs"][0]["returns"] and (tmp_path / "line.png").exists()
     # new values of t are not in the cache: they are rolled out

@@ -93,7 +93,7 @@ def test_iql_bandit_value_is_expectile_and_policy_prefers_the_paying_action():
     g = torch.Generator().manual_seed(0)
     for _ in range(400):
         metrics = iql.update(_bandit_batch(generator=g), diagnostics=True)
-    assert set(metrics) >= {"loss_ac", "loss_value", "loss_actor", "q_mean", "v_mean", "awr_weight_clipped"}
+    assert set(metrics) >= {"loss_td", "loss_value", "loss_actor", "q_mean", "v_mean", "awr_weight_clipped"}
     assert all(torch.isfinite(v) for v in metrics.values())
     s = torch.zeros(64, 2)
     # Q fits the one-step rewards; V sits near the 0.9-expectile of Q over the data's actions (0.9)
@@ -317,7 +317,7 @@ SMALL_ARGS = {
 }
 
 
-@pytest.mark.parametrize(("algo", "extras"), [("iql", {"value"}), ("cql", {"temperature"}), ("td3bc", set())])
+@pytest.mark.parametrize(("algo", "extras"), [("iql", {"value"}), ("cql", {"ent_coef"}), ("td3bc", {"updates"})])
 def test_pretrain_cli_writes_a_loadable_checkpoint(algo, extras, data_files, tmp_path, capsys):
     ck = _pretrain(algo, data_files["timeout"], tmp_path / algo, *SMALL_ARGS[algo])
     assert ck.algo == algo and ck.step == 50 and set(ck.extras) == extras
@@ -365,5 +365,5 @@ def test_baseline_checkpoint_finetunes_with_sac_and_td3(offline, data, data_file
         assert tuned.meta["info"]["offline_algo"] == offline and tuned.step == 30
         assert tuned.actor_critic.spec == ck.actor_critic.spec  # IQL's untransformed Gaussian carries over
         assert not torch.equal(tuned.actor_critic.critic.net.net[0].weight, ck.actor_critic.critic.net.net[0].weight)
-        losses = [r["online/loss_critic"] for r in read_metrics(out) if "online/loss_critic" in r]
+        losses = [r["online/loss_td"] for r in read_metrics(out) if "online/loss_td" in r]
         assert len(losses) == 30 and np.isfinite(losses).all()

@@ -50,7 +50,7 @@ def test_every_online_algorithm_finetunes_a_smac_checkpoint(algo, smac_ckpt, tmp
     rows = read_metrics(out)
     evals = [r for r in rows if "eval/return_mean" in r]
     assert [r["step"] for r in evals] == [0, 40, 100, 120]  # J(pi_0), J(pi_1), periodic, final
-    losses = [r["online/loss_critic"] for r in rows if "online/loss_critic" in r]
+    losses = [r["online/loss_td"] for r in rows if "online/loss_td" in r]
     assert len(losses) == 120 and all(np.isfinite(losses))
     ck = load_checkpoint(out / "checkpoints" / "final.safetensors", obs_dim=3, act_dim=1)
     assert ck.meta["info"]["offline_algo"] == "smac" and ck.step == 120
@@ -78,7 +78,7 @@ def test_killed_run_resumes_from_last_checkpoint(smac_ckpt, tmp_path):
     final.unlink()
     (out / "checkpoints" / "latest").write_text("step_000000050.safetensors\n")
     assert main([*args, "--steps", "80"]) == 0
-    steps = [r["step"] for r in read_metrics(out) if "online/loss_critic" in r]
+    steps = [r["step"] for r in read_metrics(out) if "online/loss_td" in r]
     assert steps == list(range(1, 81))  # resumed at 51; rows logged after the checkpoint were replaced
     resumed = load_checkpoint(final)
     assert resumed.step == 80

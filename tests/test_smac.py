@@ -92,7 +92,7 @@ def _toy_smac(steps=400, seed=0):
 
 def test_toy_critic_gradient_aligns_with_true_score_and_points_to_data():
     smac, metrics = _toy_smac()
-    for k in ("loss_ac", "loss_sm", "loss_actor", "alpha_mean", "entropy", "cos_uniform", "cos_policy"):
+    for k in ("loss_td", "loss_sm", "loss_actor", "alpha_mean", "entropy", "cos_uniform", "cos_policy"):
         assert torch.isfinite(metrics[k]), k
     torch.manual_seed(1)
     s = torch.rand(512, 2) * 2 - 1
@@ -153,9 +153,9 @@ def test_td_entropy_switch_decides_whether_the_temperature_enters_the_td_loss():
     losses = {}
     for td_entropy in (True, False):
         for temp in (1.0, 5.0):
-            smac = _smac(init_temperature=temp, td_entropy=td_entropy)
+            smac = _smac(init_ent_coef=temp, td_entropy=td_entropy)
             torch.manual_seed(3)  # the same policy samples in the target
-            losses[td_entropy, temp] = smac.update(_batch())["loss_ac"].item()
+            losses[td_entropy, temp] = smac.update(_batch())["loss_td"].item()
     assert losses[False, 1.0] == losses[False, 5.0]  # a plain target: the temperature does not enter
     assert abs(losses[True, 1.0] - losses[True, 5.0]) > 1e-3
 
@@ -191,12 +191,11 @@ def test_score_free_ablation_is_a_pure_action_gradient_penalty():
     # hand-computed: with alpha = 0, L_SM = sum_e mean_b ||grad_a Q_e||^2 on the same actions, before the step
     smac2 = _smac(score=None, score_free=True)
     torch.manual_seed(5)
-    from smacrl.losses import soft_td_target
+    from smacrl.losses import td_target
     from smacrl.offline.smac import score_matching_actions
 
     obs_n = smac2.ac.obs_norm(batch["obs"])
-    soft_td_target(smac2.ac, smac2.ac.obs_norm(batch["next_obs"]), batch["rewards"], batch["terminals"],
-                   smac2.temperature().detach(), 0.99)  # fmt: skip
+    td_target(smac2.ac, smac2.ac.obs_norm(batch["next_obs"]), batch["rewards"], batch["terminals"], 0.99)
     a = score_matching_actions(smac2.ac, obs_n)
     grad, _ = action_gradient(smac2.ac.critic, obs_n, a, 2)
     torch.testing.assert_close(metrics["loss_sm"], grad.detach().square().sum(-1).mean(-1).sum())

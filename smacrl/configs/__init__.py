@@ -27,59 +27,50 @@ from smacrl.configs.algorithms import (
     TD3Config,
 )
 from smacrl.configs.base import NetsConfig, OfflineConfig, OnlineConfig, RunOptions, config_to_dict
-from smacrl.configs.presets import FAMILIES, ONLINE_FROM_OFFLINE, PRESET_NAMES, PRESETS
+from smacrl.configs.presets import FAMILIES, PRESET_NAMES
 from smacrl.errors import ConfigError
 
-CONFIGS: dict[str, type] = {
-    "score": ScoreConfig,
-    "smac": SMACConfig,
-    "iql": IQLConfig,
-    "cql": CQLConfig,
-    "calql": CQLConfig,
-    "td3bc": TD3BCConfig,
-    "sac": SACConfig,
-    "td3": TD3Config,
-    "td3bc_online": TD3BCOnlineConfig,
-    "awr": AWRConfig,
+LEGACY_FIELDS: dict[str, str] = {
+    "init_temperature": "init_ent_coef",
+    "temperature_lr": "ent_coef_lr",
 }
-OFFLINE_ALGOS = ("smac", "iql", "cql", "calql", "td3bc")
-ONLINE_ALGOS = ("sac", "td3", "td3bc_online", "awr")
+"""Config fields renamed in every algorithm that has them since older runs wrote their config.json
+(SAC's entropy temperature is now its entropy coefficient, so that "temperature" names only CQL's and
+AWR's); an algorithm's own renames are in its registration's ``legacy_fields``."""
 
 
-def make_config(algo: str, preset: str = "locomotion", offline_algo: str | None = None, **overrides: Any):
+def make_config(
+    algo: str,
+    preset: str = "locomotion",
+    offline_algo: str | None = None,
+    *,
+    phase: str | None = None,
+    **overrides: Any,
+):
     """The resolved config of ``algo`` under ``preset``.
 
     For an online algorithm, ``offline_algo`` names the algorithm that produced the checkpoint: the
     paper lists the online batch size, AWR temperature, TD3+BC weight and target entropy per offline
-    algorithm (tables 7-10), and those values are applied before the preset's own overrides.
+    algorithm (tables 7-10), and those values are applied before the preset's own overrides. A name
+    registered in two phases (``td3bc``) means the offline algorithm unless ``phase="online"`` or an
+    ``offline_algo`` is given.
     """
-    if algo not in CONFIGS:
-        raise ConfigError("--algo", "algo", f"unknown algorithm '{algo}' (one of {', '.join(CONFIGS)})")
+    from smacrl import registry
+
+    if phase is None and offline_algo is not None:
+        phase = "online"
+    spec = registry.get(algo, phase)  # type: ignore[arg-type]
     if preset not in PRESET_NAMES:
         raise ConfigError("--preset", "preset", f"unknown preset '{preset}' (one of {', '.join(PRESET_NAMES)})")
-    cls = CONFIGS[algo]
     values: dict[str, Any] = {}
-    if offline_algo is not None and algo in ONLINE_ALGOS:
-        if offline_algo not in ONLINE_FROM_OFFLINE:
-            raise ConfigError("checkpoint", "algo", f"no online defaults for offline algorithm '{offline_algo}'")
+    if offline_algo is not None and spec.phase == "online":
+        source = registry.get(offline_algo, "offline", source="checkpoint")
         family = preset if preset in FAMILIES else "locomotion"
-        values.update(_online_fields(cls, ONLINE_FROM_OFFLINE[offline_algo][family]))
-    values.update(PRESETS[algo][preset])
+        names = {f.name for f in dataclasses.fields(spec.config)}
+        values.update({k: v for k, v in source.online_defaults[family].items() if k in names})
+    values.update(spec.presets[preset])
     values.update(overrides)
-    return replace_checked(cls(), values, source=f"preset {algo}/{preset}")
-
-
-def _online_fields(cls: type, table: dict[str, Any]) -> dict[str, Any]:
-    names = {f.name for f in dataclasses.fields(cls)}
-    rename = {"awr_temperature": "temperature"}
-    out = {}
-    for key, value in table.items():
-        name = rename.get(key, key)
-        if cls is not AWRConfig and key == "awr_temperature":
-            continue
-        if name in names:
-            out[name] = value
-    return out
+    return replace_checked(spec.config(), values, source=f"preset {spec.name}/{preset}")
 
 
 def replace_checked(cfg: Any, values: dict[str, Any], source: str = "config") -> Any:
@@ -92,11 +83,15 @@ def replace_checked(cfg: Any, values: dict[str, Any], source: str = "config") ->
     return dataclasses.replace(cfg, **fixed)
 
 
-def config_from_dict(algo: str, d: dict[str, Any], source: str = "config") -> Any:
-    """Rebuild a saved (resolved) config, e.g. from a run directory's config.json."""
-    if algo not in CONFIGS:
-        raise ConfigError(source, "algo", f"unknown algorithm '{algo}'")
-    return replace_checked(CONFIGS[algo](), d, source=source)
+def config_from_dict(algo: str, d: dict[str, Any], source: str = "config", phase: str | None = None) -> Any:
+    """Rebuild a saved (resolved) config, e.g. from a run directory's config.json; fields renamed since
+    the file was written are read under their new names (:data:`LEGACY_FIELDS`)."""
+    from smacrl import registry
+
+    spec = registry.get(algo, phase, source=source)  # type: ignore[arg-type]
+    renamed = {**LEGACY_FIELDS, **spec.legacy_fields}
+    values = {renamed.get(k, k): v for k, v in d.items()}
+    return replace_checked(spec.config(), values, source=source)
 
 
 def parse_overrides(cfg: Any, args: Sequence[str], prog: str, description: str | None = None) -> Any:
@@ -107,11 +102,8 @@ def parse_overrides(cfg: Any, args: Sequence[str], prog: str, description: str |
 
 
 __all__ = [
-    "CONFIGS",
     "FAMILIES",
-    "OFFLINE_ALGOS",
-    "ONLINE_ALGOS",
-    "PRESETS",
+    "LEGACY_FIELDS",
     "PRESET_NAMES",
     "AWRConfig",
     "CQLConfig",

@@ -91,12 +91,12 @@ class SMACConfig(OfflineConfig):
     (section 6.2) has no entropy term; measured no worse (docs/smac_readings.md)."""
     target_entropy_scale: float = -1.0
     """Offline SAC target entropy = scale * |A|: -|A|, as for CQL. Table 7's -10 |A| sits among the
-    online values and is the online SAC's (ONLINE_FROM_OFFLINE); measured no different offline at the
-    cpu budget (docs/smac_readings.md)."""
-    temperature_lr: float = 3e-4
-    """Learning rate of log alpha_ent, SAC's entropy temperature."""
-    init_temperature: float = 1.0
-    """Initial SAC entropy temperature alpha_ent."""
+    online values and is the online SAC's (the smac registration's online_defaults); measured no
+    different offline at the cpu budget (docs/smac_readings.md)."""
+    ent_coef_lr: float = 3e-4
+    """Learning rate of log alpha_ent, SAC's entropy coefficient."""
+    init_ent_coef: float = 1.0
+    """Initial SAC entropy coefficient alpha_ent."""
     target_reduction: Reduction = "min"
     """How the TD target reduces the critic ensemble: min over all members, mean, or redq (min of a
     random pair)."""
@@ -106,6 +106,11 @@ class SMACConfig(OfflineConfig):
     """Diffusion step at which the score is evaluated (1 = least noised)."""
     rvs: bool = True
     """Use the return-conditioned score model (--no-rvs: the unconditional one, appendix E)."""
+    score_model: str | None = None
+    """A trained score model directory or file; None: reuse the cache's model of this dataset (matched by
+    content hash) or train one (smacrl/score/cache.py)."""
+    score_steps: int | None = None
+    """Training steps of a score model trained for this run (None: the preset's)."""
 
     def __post_init__(self) -> None:
         if self.alpha_param == "softplus" and self.alpha_init is not None and self.alpha_init <= 0:
@@ -134,7 +139,8 @@ class IQLConfig(OfflineConfig):
     expectile: float = 0.9
     """tau of the expectile regression of V toward Q."""
     beta: float = 1.0
-    """AWR temperature of the policy extraction (weights exp(beta * A))."""
+    """Inverse temperature of the policy extraction: the weights are exp(beta * A) (table 8's beta;
+    the online AWR divides by its awr_temperature instead)."""
     max_weight: float = 100.0
     """Clip of the policy-extraction weights exp(beta A)."""
 
@@ -153,16 +159,16 @@ class CQLConfig(OfflineConfig):
     n_actions: int = 10
     """Sampled actions per state (uniform, pi(s), pi(s')) for the logsumexp."""
     cql_temperature: float = 1.0
-    """Temperature of CQL's logsumexp over sampled actions (not SAC's temperature)."""
+    """Temperature of CQL's logsumexp over sampled actions (not SAC's entropy coefficient)."""
     calibrated: bool = False
     """Cal-QL: bound the pushed-down Q by the Monte-Carlo return V^MC(s)."""
     target_entropy_scale: float = -1.0
     """Offline SAC target entropy = scale * |A|: -|A| as in CQL and Cal-QL. Table 9's -10 |A| is the
-    online SAC's (ONLINE_FROM_OFFLINE)."""
-    temperature_lr: float = 3e-4
-    """Learning rate of log alpha_ent, SAC's entropy temperature."""
-    init_temperature: float = 1.0
-    """Initial SAC entropy temperature alpha_ent."""
+    online SAC's (the cql registration's online_defaults)."""
+    ent_coef_lr: float = 3e-4
+    """Learning rate of log alpha_ent, SAC's entropy coefficient."""
+    init_ent_coef: float = 1.0
+    """Initial SAC entropy coefficient alpha_ent."""
     target_reduction: Reduction = "min"
     """How the TD target reduces the critic ensemble: min, mean or redq."""
 
@@ -195,10 +201,10 @@ class TD3BCConfig(OfflineConfig):
 class SACConfig(OnlineConfig):
     target_entropy_scale: float = -10.0
     """Target entropy = scale * |A|; set per offline algorithm from tables 7-10."""
-    temperature_lr: float = 3e-4
-    """Learning rate of log alpha_ent, SAC's entropy temperature."""
-    init_temperature: float = 1.0
-    """Initial temperature when the checkpoint carries none (IQL, TD3+BC)."""
+    ent_coef_lr: float = 3e-4
+    """Learning rate of log alpha_ent, SAC's entropy coefficient."""
+    init_ent_coef: float = 1.0
+    """Initial entropy coefficient alpha_ent when the checkpoint carries none (IQL, TD3+BC)."""
 
 
 @dataclasses.dataclass
@@ -221,8 +227,9 @@ class TD3BCOnlineConfig(TD3Config):
 
 @dataclasses.dataclass
 class AWRConfig(OnlineConfig):
-    temperature: float = 0.4
-    """Advantage weights are exp(A / temperature), clipped at max_weight."""
+    awr_temperature: float = 0.4
+    """Advantage weights are exp(A / awr_temperature), clipped at max_weight; set per offline algorithm
+    from tables 7-10."""
     max_weight: float = 100.0
     """Clip of the advantage weights."""
     value_samples: int = 4

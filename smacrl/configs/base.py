@@ -73,9 +73,9 @@ class LearnerOptions:
     """How a learner's update runs."""
 
     compile: bool = False
-    """torch.compile the critic ensembles: on a CPU faster for small CQL/AWR/TD3/SAC nets, slower at
-    paper sizes and for TD3+BC; SMAC stays eager; falls back to eager if compilation fails
-    (smacrl/nets/compile.py, benchmarks/COMPILE.md)."""
+    """torch.compile the critic ensembles; off by default because on a CPU it speeds some learners and
+    sizes up and slows others down (measured in benchmarks/COMPILE.md); SMAC stays eager; falls back to
+    eager if compilation fails (smacrl/nets/compile.py)."""
 
 
 @dataclasses.dataclass

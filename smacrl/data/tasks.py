@@ -159,6 +159,12 @@ def get_task(name: str) -> Task:
         raise ConfigError("--task", "task", f"unknown task '{name}'; known: {', '.join(sorted(TASKS))}") from None
 
 
+def task_preset(task: str | None) -> str:
+    """The preset a run on ``task`` uses by default: the task's family, else ``cpu`` (a plain gym id, a
+    user's own dataset, or no task at all)."""
+    return TASKS[task].family if task in TASKS else "cpu"
+
+
 # ----------------------------------------------------------------------------- env construction
 def _require_robotics(what: str, extra: str = "robotics") -> None:
     try:

@@ -11,7 +11,7 @@ or a committed run. Each run gets ``<out>/<name>.png`` with these plots, drawn f
 4. cos(grad_a Q, score) on policy, uniform and data actions;
 5. ``alpha_psi`` (mean ± std over the batch): a collapse to 0 means the score no longer acts;
 6. the spread of Q over the action box at data states, beside the mean Q on data actions;
-7. the policy's entropy against the uniform policy's (its maximum), with the SAC temperature.
+7. the policy's entropy against the uniform policy's (its maximum), with SAC's entropy coefficient.
 
 It also prints one line of findings per run: the last value of each signal and the conditions worth a
 look (alpha collapsed, policy near uniform, critic flat).
@@ -66,7 +66,7 @@ def findings(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """The last value of each signal and the conditions worth a look, as a dict."""
     p = _phase(rows)
     last = {k: _last(rows, f"{p}/{k}") for k in ("alpha_mean", "cos_policy", "cos_uniform", "q_spread", "q_mean",
-                                                 "entropy", "entropy_max", "temperature")}  # fmt: skip
+                                                 "entropy", "entropy_max", "ent_coef")}  # fmt: skip
     last["eval"] = _last(rows, "eval/success_rate")
     if last["eval"] is None:
         last["eval"] = _last(rows, "eval/return_mean")
@@ -132,7 +132,7 @@ def plot_run(run: Path, out: Path) -> Path:
     draw(ax[5], [(f"{p}/q_spread", "std of Q over the action box"), (f"{p}/q_mean", "mean Q on data actions")],
          "critic")  # fmt: skip
     draw(ax[6], [(f"{p}/entropy", "policy entropy"), (f"{p}/entropy_max", "maximum (uniform policy)")], "entropy")
-    draw(ax[7], [(f"{p}/temperature", "SAC temperature")], "temperature", log=True)
+    draw(ax[7], [(f"{p}/ent_coef", "SAC entropy coefficient")], "alpha_ent", log=True)
     for a in ax:
         a.set_xlabel(f"{p} step", fontsize=8)
     f = findings(rows)
@@ -165,8 +165,8 @@ def cmd_diagnose(args: argparse.Namespace, rest: list[str]) -> int:
         ent = f"{_fmt(last['entropy'])}/{_fmt(last['entropy_max'])}"
         print(
             f"{run}: eval {_fmt(last['eval'])}, alpha {_fmt(last['alpha_mean'])}, cos(policy) "
-            f"{_fmt(last['cos_policy'])}, Q spread {_fmt(last['q_spread'])}, entropy {ent}, temperature "
-            f"{_fmt(last['temperature'])}" + ("".join(f"; {x}" for x in f["flags"])) + f" -> {png}"
+            f"{_fmt(last['cos_policy'])}, Q spread {_fmt(last['q_spread'])}, entropy {ent}, alpha_ent "
+            f"{_fmt(last['ent_coef'])}" + ("".join(f"; {x}" for x in f["flags"])) + f" -> {png}"
         )
     return 0
 

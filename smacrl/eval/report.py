@@ -31,6 +31,7 @@ from smacrl.errors import SmacrlError
 from smacrl.eval.metrics import Curve, normalized_regret, regret_table, transfer_summary
 from smacrl.io import atomic_write_bytes, atomic_write_json, atomic_write_text
 from smacrl.logger import read_metrics
+from smacrl.registry import canonical
 
 
 def find_online_runs(paths: list[str | Path]) -> list[Path]:
@@ -59,7 +60,7 @@ def load_run(run: Path) -> tuple[Curve, tuple[np.ndarray, np.ndarray] | None]:
     steps, returns = _eval_curve(read_metrics(run))
     if not (steps == 0).any() or not (steps > 0).any():
         raise SmacrlError(run / "metrics.jsonl", "eval/return_mean", "needs the step-0 and at least one online eval")
-    online = doc["algo"].removesuffix("_online")  # td3bc_online is the online TD3+BC's config name
+    online = canonical(doc["algo"], "online")
     curve = Curve(doc.get("task") or "task", doc["offline_algo"], online, int(doc["config"]["seed"]), steps, returns)
     offline = None
     ckpt = doc.get("checkpoint")

@@ -38,6 +38,7 @@ def compile_learner(learner: Any, enabled: bool, log: Callable[[str], None] = pr
         m.compile(dynamic=False)
     compiled_update = learner.update
     counter = getattr(learner, "updates", None)  # TD3's delay counter advances at the start of an update
+    count = counter.value if counter is not None else 0
 
     def first_update(*args, **kwargs):
         del learner.update  # later calls go straight to the learner's own method
@@ -51,7 +52,7 @@ def compile_learner(learner: Any, enabled: bool, log: Callable[[str], None] = pr
             first_line = str(e).strip().splitlines()[0] if str(e).strip() else ""
             log(f"compile: torch.compile failed ({type(e).__name__}: {first_line[:200]}); running eager")
             if counter is not None:
-                learner.updates = counter
+                counter.value = count
             torch.set_rng_state(rng)  # the retry draws the same noise the eager update would have
             if cuda_rng is not None:
                 torch.cuda.set_rng_state_all(cuda_rng)

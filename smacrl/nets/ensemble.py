@@ -41,10 +41,11 @@ class EnsembleLinear(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.out_features == 1 and x.device.type == "cpu":
-            # A critic's output layer. Batched GEMV (N=1) is the slowest shape CPU BLAS has: forward
-            # plus backward of [10,1024,512] x [10,512,1] took 13.0 ms as baddbmm and 3.3 ms as this
-            # multiply-and-sum, which also broadcasts a shared [B, in] input without expanding it.
-            # (Measured on CPU only; CUDA keeps the batched matmul.)
+            # A critic's output layer. Batched GEMV (N=1) is the slowest shape CPU BLAS has, and this
+            # multiply-and-sum ran its forward plus backward several times faster at critic sizes; it
+            # also broadcasts a shared [B, in] input without expanding it. Measured on CPU only (figures
+            # in benchmarks/NOTES.md); CUDA keeps the batched matmul. smacrl bench's FLOP counter sees a
+            # mul and a sum here, not a matmul, so its counts leave this layer out.
             return (x * self.weight.transpose(1, 2)).sum(-1, keepdim=True) + self.bias
         if x.dim() == 2:
             x = x.unsqueeze(0).expand(self.ensemble_size, -1, -1)

@@ -33,8 +33,8 @@ class Tanh(nn.Module):
     """``tanh``; on CPU tensors of at least ``min_numel`` elements computed as ``2 sigmoid(2x) - 1``,
     within 2e-7 of ``torch.tanh`` (tested), with tanh's own backward.
 
-    torch's CPU ``tanh`` is its accurate-to-1-ulp vector routine, about 6x the cost of ``sigmoid``: on
-    a ``[10, 1024, 512]`` activation 6.7 ms against 2.3 ms for this form, and SMAC's tanh critics are
+    torch's CPU ``tanh`` is its accurate-to-1-ulp vector routine, several times the cost of ``sigmoid``
+    on a critic's hidden activations (figures in ``benchmarks/NOTES.md``), and SMAC's tanh critics are
     the nets every online algorithm fine-tunes. Below ``min_numel`` the Python-level backward of the
     custom autograd function costs more than it saves; on CUDA ``tanh`` is already one pass.
     """

@@ -21,7 +21,7 @@ proposal would pick and up on the dataset's actions. For every ensemble member `
   bonus (CQL's and Cal-QL's default, ``backup_entropy=False``).
 - Policy and temperature: SAC's, ``E[alpha_ent log pi(a|s) - min_e Q_e(s, a)]`` with ``alpha_ent``
   tuned toward ``cfg.target_entropy_scale * |A|`` (``-|A|`` offline, as published; table 9's
-  ``-10 |A|`` is the online SAC's, see :data:`smacrl.configs.presets.ONLINE_FROM_OFFLINE`).
+  ``-10 |A|`` is the online SAC's, see ``online_defaults`` in the registration below).
 
 Differences from the paper's appendix L.2, which writes a simplified form:
 
@@ -36,16 +36,19 @@ Differences from the paper's appendix L.2, which writes a simplified form:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import torch
 from torch import nn
 
 from smacrl.configs import CQLConfig
+from smacrl.configs.presets import cpu, laptop
 from smacrl.errors import ConfigError
-from smacrl.losses import Temperature, ensemble_td_loss, sac_policy_step, soft_td_target
+from smacrl.losses import EntropyCoef, ensemble_td_loss, sac_policy_step, td_target
 from smacrl.nets.actor_critic import ActorCritic
 from smacrl.optim import build_optimizer
+from smacrl.registry import Algorithm
 
 
 def repeat_states(obs_n: torch.Tensor, n: int) -> torch.Tensor:
@@ -109,18 +112,18 @@ class CQL:
         if cfg.cql_temperature <= 0:
             raise ConfigError("config", "cql_temperature", f"must be positive, got {cfg.cql_temperature}")
         device = next(ac.parameters()).device
-        self.temperature = Temperature(cfg.init_temperature).to(device)
+        self.ent_coef = EntropyCoef(cfg.init_ent_coef).to(device)
         self.target_entropy = cfg.target_entropy_scale * ac.spec.act_dim
         self.critic_opt = build_optimizer(ac.critic, cfg.critic_lr, cfg.optimizer)
         self.actor_opt = build_optimizer(ac.actor, cfg.actor_lr, cfg.optimizer)
-        self.temp_opt = torch.optim.Adam(self.temperature.parameters(), lr=cfg.temperature_lr)
+        self.ent_coef_opt = torch.optim.Adam(self.ent_coef.parameters(), lr=cfg.ent_coef_lr)
 
     # -- checkpoint contents -------------------------------------------------------------------
     def extras(self) -> dict[str, nn.Module]:
-        return {"temperature": self.temperature}
+        return {"ent_coef": self.ent_coef}
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
-        return {**self.critic_opt.named("critic"), **self.actor_opt.named("actor"), "temperature": self.temp_opt}
+        return {**self.critic_opt.named("critic"), **self.actor_opt.named("actor"), "ent_coef": self.ent_coef_opt}
 
     # -- one step ------------------------------------------------------------------------------
     def update(self, batch: dict[str, torch.Tensor], diagnostics: bool = False) -> dict[str, torch.Tensor]:
@@ -133,13 +136,11 @@ class CQL:
                 )
             mc_returns = batch["mc_returns"]
         obs_n, next_n = ac.obs_norm(batch["obs"]), ac.obs_norm(batch["next_obs"])
-        temp = self.temperature().detach()
+        ent_coef = self.ent_coef().detach()
         b, n = obs_n.shape[0], cfg.n_actions
 
         # critic: TD loss (no entropy in the backup) + alpha * CQL(H) gap, all members at once
-        target = soft_td_target(
-            ac, next_n, batch["rewards"], batch["terminals"], torch.zeros_like(temp), cfg.gamma, cfg.target_reduction
-        )
+        target = td_target(ac, next_n, batch["rewards"], batch["terminals"], cfg.gamma, cfg.target_reduction)
         q_data = ac.critic(obs_n, batch["actions"])
         td_loss = ensemble_td_loss(q_data, target)
         actions, log_density, is_policy = cql_proposals(ac, obs_n, next_n, n)
@@ -149,24 +150,71 @@ class CQL:
         (td_loss + cfg.cql_alpha * gap).backward()
         self.critic_opt.step()
 
-        # policy and temperature: SAC's
+        # policy and entropy coefficient: SAC's
         actor_loss, logp = sac_policy_step(
-            ac, obs_n, self.temperature, self.actor_opt, self.temp_opt, self.target_entropy, cfg.target_reduction
+            ac, obs_n, self.ent_coef, self.actor_opt, self.ent_coef_opt, self.target_entropy, cfg.target_reduction
         )
         ac.update_target(cfg.tau)
 
         q_prop = q_prop.detach()
         metrics = {
-            "loss_ac": td_loss.detach(),
+            "loss_td": td_loss.detach(),
             "cql_gap": gap.detach() / ac.spec.ensemble_size,
             "loss_actor": actor_loss.detach(),
             "q_mean": q_data.detach().mean(),
             "q_uniform_mean": q_prop[..., :n].mean(),
             "q_policy_mean": q_prop[..., n : 2 * n].mean(),
             "entropy": -logp.detach().mean(),
-            "temperature": temp,
+            "ent_coef": ent_coef,
         }
         if mc_returns is not None:
             metrics["mc_return_mean"] = mc_returns.mean()
             metrics["calql_bound_frac"] = (q_prop[..., n:] < mc_returns.view(1, -1, 1)).float().mean()
         return metrics
+
+
+# ----------------------------------------------------------------------------- registration
+def calibration_fallback(cfg: CQLConfig, dataset) -> tuple[CQLConfig, dict[str, str]]:
+    """Cal-QL needs Monte-Carlo returns; a dataset of truncated infinite-horizon episodes has none, and
+    then CQL runs instead (the paper's N.3). Returns the config to run and what the checkpoint records."""
+    if cfg.calibrated and dataset.mc_returns is None:
+        print("calql: the dataset has no Monte-Carlo returns (truncated episodes); running CQL instead of Cal-QL")
+        cfg = dataclasses.replace(cfg, calibrated=False)
+    return cfg, {"ran": "calql" if cfg.calibrated else "cql"}
+
+
+_PRESETS = {
+    "locomotion": {},
+    "adroit": dict(critic_hidden=(512,) * 4, actor_hidden=(256,) * 3, steps=200_000, calibrated=True),
+    "kitchen": dict(critic_hidden=(512,) * 3, actor_hidden=(512,) * 3, steps=400_000, calibrated=True),
+    "laptop": laptop(),
+    "cpu": cpu(),
+}
+_ONLINE = {
+    "locomotion": dict(batch_size=512, awr_temperature=1.0, bc_weight=2.5, target_entropy_scale=-10.0),
+    "adroit": dict(batch_size=512, awr_temperature=0.5, bc_weight=2.5, target_entropy_scale=-10.0),
+    "kitchen": dict(batch_size=512, awr_temperature=1.0, bc_weight=5.0, target_entropy_scale=-10.0),
+}
+ALGORITHMS = (
+    Algorithm(
+        "cql",
+        "offline",
+        CQLConfig,
+        _PRESETS,
+        lambda ac, cfg, **_: CQL(ac, cfg, name="cql"),
+        online_defaults=_ONLINE,
+        prepare=calibration_fallback,
+        summary="conservative Q-learning (Cal-QL on the adroit and kitchen presets)",
+    ),
+    # one learner and one config class; the calql presets switch ``calibrated`` on
+    Algorithm(
+        "calql",
+        "offline",
+        CQLConfig,
+        {k: {**v, "calibrated": True} for k, v in _PRESETS.items()},
+        lambda ac, cfg, **_: CQL(ac, cfg, name="calql"),
+        online_defaults=_ONLINE,
+        prepare=calibration_fallback,
+        summary="calibrated CQL: the pushed-down Q is bounded by the Monte-Carlo return",
+    ),
+)

@@ -55,11 +55,13 @@ import torch
 from torch import nn
 
 from smacrl.configs import IQLConfig
+from smacrl.configs.presets import cpu, laptop
 from smacrl.losses import ensemble_td_loss
 from smacrl.nets.actor_critic import ActorCritic
 from smacrl.nets.ensemble import reduce_ensemble
 from smacrl.nets.mlp import MLP
 from smacrl.optim import build_optimizer
+from smacrl.registry import Algorithm
 
 
 class ValueNet(nn.Module):
@@ -155,7 +157,7 @@ class IQL:
         ac.update_target(cfg.tau)
 
         metrics = {
-            "loss_ac": q_loss.detach(),
+            "loss_td": q_loss.detach(),
             "loss_value": v_loss.detach(),
             "loss_actor": actor_loss.detach(),
             "q_mean": q_data.detach().mean(),
@@ -167,3 +169,41 @@ class IQL:
         if diagnostics:
             metrics["awr_weight_clipped"] = (weights >= cfg.max_weight * (1 - 1e-6)).float().mean()
         return metrics
+
+
+ALGORITHMS = (
+    Algorithm(
+        "iql",
+        "offline",
+        IQLConfig,
+        {
+            "locomotion": {},
+            "adroit": dict(
+                critic_hidden=(256,) * 3,
+                value_hidden=(256,) * 3,
+                actor_hidden=(512,) * 3,
+                expectile=0.7,
+                beta=0.5,
+                steps=200_000,
+            ),
+            "kitchen": dict(
+                critic_hidden=(512,) * 3,
+                value_hidden=(512,) * 3,
+                actor_hidden=(512,) * 3,
+                expectile=0.7,
+                beta=0.5,
+                steps=400_000,
+            ),
+            "laptop": laptop(value_hidden=(256, 256)),
+            "cpu": cpu(value_hidden=(64, 64)),
+        },
+        lambda ac, cfg, **_: IQL(ac, cfg),
+        # table 8 gives no online batch size for IQL checkpoints; CQL's 512 is used
+        online_defaults={
+            "locomotion": dict(batch_size=512, awr_temperature=1.0, bc_weight=1.0, target_entropy_scale=-1.0),
+            "adroit": dict(batch_size=512, awr_temperature=0.5, bc_weight=5.0, target_entropy_scale=-1.0),
+            "kitchen": dict(batch_size=512, awr_temperature=0.5, bc_weight=2.5, target_entropy_scale=-1.0),
+        },
+        summary="implicit Q-learning (expectile V, advantage-weighted policy extraction)",
+    ),
+)

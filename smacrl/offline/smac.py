@@ -42,10 +42,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from smacrl.configs import SMACConfig
-from smacrl.losses import Temperature, ensemble_td_loss, sac_policy_step, soft_td_target
+from smacrl.configs.presets import cpu, laptop
+from smacrl.losses import EntropyCoef, ensemble_td_loss, sac_policy_step, td_target
 from smacrl.nets.actor_critic import ActorCritic
 from smacrl.nets.mlp import MLP
 from smacrl.optim import build_optimizer, step_together
+from smacrl.registry import Algorithm
 
 ScoreFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """``score_fn(raw_obs [B, obs], actions [B, A]) -> grad_a log pi_D(a|s, w) [B, A]``, no gradient."""
@@ -169,14 +171,14 @@ class SMAC:
         self.alpha_net = AlphaNet(
             ac.spec.obs_dim, tuple(cfg.alpha_hidden), cfg.alpha_activation, cfg.alpha_param, cfg.alpha_init
         ).to(device)
-        self.temperature = Temperature(cfg.init_temperature).to(device)
+        self.ent_coef = EntropyCoef(cfg.init_ent_coef).to(device)
         self.target_entropy = cfg.target_entropy_scale * ac.spec.act_dim
         self.max_entropy = ac.spec.act_dim * math.log(2.0)
         """The entropy of the uniform policy on [-1, 1]^|A|, the most a tanh-squashed policy can have."""
         self.critic_opt = build_optimizer(ac.critic, cfg.critic_lr, cfg.optimizer)
         self.alpha_opt = build_optimizer(self.alpha_net, cfg.alpha_lr, cfg.optimizer)
         self.actor_opt = build_optimizer(ac.actor, cfg.actor_lr, cfg.optimizer)
-        self.temp_opt = torch.optim.Adam(self.temperature.parameters(), lr=cfg.temperature_lr)
+        self.ent_coef_opt = torch.optim.Adam(self.ent_coef.parameters(), lr=cfg.ent_coef_lr)
 
     def dataset_score(self, obs: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """``psi_D(s, a)``, or zeros for the score-free ablation."""
@@ -192,26 +194,31 @@ class SMAC:
 
     # -- checkpoint contents -------------------------------------------------------------------
     def extras(self) -> dict[str, nn.Module]:
-        return {"alpha_net": self.alpha_net, "temperature": self.temperature}
+        return {"alpha_net": self.alpha_net, "ent_coef": self.ent_coef}
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {
             **self.critic_opt.named("critic"),
             **self.alpha_opt.named("alpha"),
             **self.actor_opt.named("actor"),
-            "temperature": self.temp_opt,
+            "ent_coef": self.ent_coef_opt,
         }
 
     # -- one step ------------------------------------------------------------------------------
     def update(self, batch: dict[str, torch.Tensor], diagnostics: bool = False) -> dict[str, torch.Tensor]:
         ac, cfg = self.ac, self.cfg
         obs_n, next_n = ac.obs_norm(batch["obs"]), ac.obs_norm(batch["next_obs"])
-        temp = self.temperature().detach()
+        ent_coef = self.ent_coef().detach()
 
         # critic and alpha_psi: L_AC + kappa * L_SM
-        entropy_weight = temp if cfg.td_entropy else 0.0
-        target = soft_td_target(
-            ac, next_n, batch["rewards"], batch["terminals"], entropy_weight, cfg.gamma, cfg.target_reduction
+        target = td_target(
+            ac,
+            next_n,
+            batch["rewards"],
+            batch["terminals"],
+            cfg.gamma,
+            cfg.target_reduction,
+            ent_coef=ent_coef if cfg.td_entropy else None,
         )
         q_data = ac.critic(obs_n, batch["actions"])
         l_ac = ensemble_td_loss(q_data, target)
@@ -225,22 +232,22 @@ class SMAC:
         (l_ac + cfg.kappa * l_sm).backward()
         step_together(self.critic_opt, self.alpha_opt)  # one Newton-Schulz call per matrix shape
 
-        # policy and temperature: SAC's
+        # policy and entropy coefficient: SAC's
         actor_loss, logp = sac_policy_step(
-            ac, obs_n, self.temperature, self.actor_opt, self.temp_opt, self.target_entropy, cfg.target_reduction
+            ac, obs_n, self.ent_coef, self.actor_opt, self.ent_coef_opt, self.target_entropy, cfg.target_reduction
         )
         ac.update_target(cfg.tau)
 
         n_pi = a_sm.shape[0] // 2
         metrics = {
-            "loss_ac": l_ac.detach(),
+            "loss_td": l_ac.detach(),
             "loss_sm": l_sm.detach(),
             "loss_actor": actor_loss.detach(),
             "q_mean": q_data.detach().mean(),
             "alpha_mean": alpha.detach().mean(),
             "alpha_std": alpha.detach().std(),
             "entropy": -logp.detach().mean(),
-            "temperature": temp,
+            "ent_coef": ent_coef,
             "cos_policy": mean_cosine(grad_q.detach()[:, :n_pi], score[:n_pi]),
             "cos_uniform": mean_cosine(grad_q.detach()[:, n_pi:], score[n_pi:]),
         }
@@ -260,3 +267,67 @@ class SMAC:
             a.requires_grad_(True)
             (grad,) = torch.autograd.grad(self.ac.critic(obs_n, a).sum(), a)
         return mean_cosine(grad, self.score_fn(batch["obs"], batch["actions"]))
+
+
+# ----------------------------------------------------------------------------- registration
+def build(
+    ac: ActorCritic,
+    cfg: SMACConfig,
+    *,
+    dataset=None,
+    preset: str | None = None,
+    score_fn: ScoreFn | None = None,
+    **_,
+) -> SMAC:
+    """SMAC with the dataset's score model: ``cfg.score_model`` if given, else the cache's model of this
+    dataset under ``preset`` (trained here when there is none); no model for the score-free ablation.
+    A ``score_fn`` given by the caller replaces the model (bench's analytic stand-in)."""
+    from smacrl.data.tasks import task_preset
+    from smacrl.score import load_score_model
+    from smacrl.score.cache import ensure_score_model
+
+    if cfg.score_free or score_fn is not None:
+        return SMAC(ac, cfg, None if cfg.score_free else score_fn)
+    if dataset is None:
+        raise ValueError("SMAC's score model is trained on the dataset: pass dataset=")
+    device = next(ac.parameters()).device
+    # Loading and training draw from torch's global RNG in different amounts; isolating them keeps the
+    # learner's own initialisation (alpha_psi) the same whether the score model was cached or not.
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        if cfg.score_model:
+            model = load_score_model(cfg.score_model, device=device, obs_dim=dataset.obs_dim, act_dim=dataset.act_dim)
+        else:
+            model, _ = ensure_score_model(
+                dataset,
+                preset or task_preset(dataset.task),
+                rvs=cfg.rvs,
+                seed=cfg.seed,
+                device=device,
+                progress=cfg.progress,
+                steps=cfg.score_steps,
+            )
+    return SMAC(ac, cfg, make_score_fn(model, cfg))
+
+
+ALGORITHMS = (
+    Algorithm(
+        "smac",
+        "offline",
+        SMACConfig,
+        {
+            "locomotion": {},
+            "adroit": dict(critic_hidden=(512,) * 4, actor_hidden=(256,) * 3, steps=200_000),
+            "kitchen": dict(critic_hidden=(512,) * 4, actor_hidden=(512,) * 3, kappa=50.0, steps=400_000),
+            "laptop": laptop(alpha_hidden=(128, 128)),
+            "cpu": cpu(alpha_hidden=(64, 64)),
+        },
+        build,
+        # table 7 lists the online SAC's target entropy as -10 |A| for SMAC checkpoints
+        online_defaults={
+            "locomotion": dict(batch_size=1024, awr_temperature=0.4, bc_weight=5.0, target_entropy_scale=-10.0),
+            "adroit": dict(batch_size=1024, awr_temperature=20.0, bc_weight=0.2, target_entropy_scale=-10.0),
+            "kitchen": dict(batch_size=1024, awr_temperature=5.0, bc_weight=2.0, target_entropy_scale=-10.0),
+        },
+        summary="score-matched actor-critic (SAC + kappa ||grad_a Q - alpha_psi score||^2)",
+    ),
+)

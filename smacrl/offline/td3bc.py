@@ -39,11 +39,14 @@ import torch
 from torch import nn
 
 from smacrl.configs import TD3BCConfig
+from smacrl.configs.presets import cpu, laptop
 from smacrl.errors import ConfigError
 from smacrl.losses import actor_q_reduction, ensemble_td_loss, td3_target, td3bc_actor_loss
 from smacrl.nets.actor_critic import ActorCritic
+from smacrl.nets.counter import StepCounter
 from smacrl.nets.ensemble import reduce_ensemble
 from smacrl.optim import build_optimizer
+from smacrl.registry import Algorithm
 
 
 class TD3BC:
@@ -59,12 +62,12 @@ class TD3BC:
         self.critic_opt = build_optimizer(ac.critic, cfg.critic_lr, cfg.optimizer)
         self.actor_opt = build_optimizer(ac.actor, cfg.actor_lr, cfg.optimizer)
         self._actor_params = [p for p in ac.actor.parameters() if p.requires_grad]
-        self.updates = 0
+        self.updates = StepCounter()
         """Critic steps taken by this learner (a Python int: the delay never reads the device)."""
 
     # -- checkpoint contents -------------------------------------------------------------------
     def extras(self) -> dict[str, nn.Module]:
-        return {}
+        return {"updates": self.updates}
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {**self.critic_opt.named("critic"), **self.actor_opt.named("actor")}
@@ -73,7 +76,7 @@ class TD3BC:
     def update(self, batch: dict[str, torch.Tensor], diagnostics: bool = False) -> dict[str, torch.Tensor]:
         ac, cfg = self.ac, self.cfg
         obs_n, next_n = ac.obs_norm(batch["obs"]), ac.obs_norm(batch["next_obs"])
-        self.updates += 1
+        self.updates.increment()
 
         # critic: TD3 target with target-policy smoothing
         target = td3_target(
@@ -91,10 +94,10 @@ class TD3BC:
         self.critic_opt.zero_grad()
         q_loss.backward()
         self.critic_opt.step()
-        metrics = {"loss_ac": q_loss.detach(), "q_mean": q_data.detach().mean()}
+        metrics = {"loss_td": q_loss.detach(), "q_mean": q_data.detach().mean()}
 
         # delayed actor: -Q / sg(mean|Q|) + beta * BC, then the target critic
-        if self.updates % cfg.policy_delay == 0:
+        if self.updates.value % cfg.policy_delay == 0:
             pi = ac.actor.deterministic(obs_n)
             q_pi = reduce_ensemble(ac.critic(obs_n, pi), actor_q_reduction(cfg.target_reduction))
             actor_loss, bc = td3bc_actor_loss(q_pi, pi, batch["actions"], cfg.bc_weight)
@@ -106,3 +109,26 @@ class TD3BC:
             ac.update_target(cfg.tau)
             metrics.update(loss_actor=actor_loss.detach(), bc_mse=bc.detach(), q_pi_mean=q_pi.detach().mean())
         return metrics
+
+
+ALGORITHMS = (
+    Algorithm(
+        "td3bc",
+        "offline",
+        TD3BCConfig,
+        {
+            "locomotion": {},
+            "adroit": dict(critic_hidden=(512, 512), actor_hidden=(512, 512), bc_weight=15.0, steps=200_000),
+            "kitchen": dict(critic_hidden=(512,) * 3, actor_hidden=(512,) * 3, bc_weight=5.0, steps=400_000),
+            "laptop": laptop(),
+            "cpu": cpu(),
+        },
+        lambda ac, cfg, **_: TD3BC(ac, cfg),
+        online_defaults={
+            "locomotion": dict(batch_size=1024, awr_temperature=1.0, bc_weight=2.0, target_entropy_scale=-1.0),
+            "adroit": dict(batch_size=1024, awr_temperature=1.0, bc_weight=15.0, target_entropy_scale=-1.0),
+            "kitchen": dict(batch_size=1024, awr_temperature=1.0, bc_weight=5.0, target_entropy_scale=-1.0),
+        },
+        summary="TD3 with a behaviour-cloning term (appendix L.3)",
+    ),
+)

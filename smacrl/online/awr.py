@@ -8,7 +8,7 @@ Advantage, formed from the critic: ``A(s, a) = Q(s, a) - V(s)``, where ``Q`` is 
 minimum (``cfg.target_reduction``; the mean for ``mean``/``redq``) and
 ``V(s) = (1/K) sum_k Q(s, a_k)``, ``a_k ~ pi(.|s)``, ``K = cfg.value_samples``.
 
-Actor: ``-E[min(exp(A / cfg.temperature), cfg.max_weight) log pi(a|s)]`` over the batch's own actions
+Actor: ``-E[min(exp(A / cfg.awr_temperature), cfg.max_weight) log pi(a|s)]`` over the batch's own actions
 (half dataset, half online replay), with the weights held constant.
 """
 
@@ -18,10 +18,12 @@ import torch
 from torch import nn
 
 from smacrl.configs import AWRConfig
-from smacrl.losses import actor_q_reduction, ensemble_td_loss, soft_td_target
+from smacrl.configs.presets import online_presets
+from smacrl.losses import actor_q_reduction, ensemble_td_loss, td_target
 from smacrl.nets.actor_critic import ActorCritic
 from smacrl.nets.ensemble import reduce_ensemble
 from smacrl.optim import build_optimizer
+from smacrl.registry import Algorithm
 
 
 @torch.no_grad()
@@ -50,7 +52,6 @@ class AWR:
         self.ac, self.cfg = ac, cfg
         self.critic_opt = build_optimizer(ac.critic, cfg.critic_lr, cfg.optimizer)
         self.actor_opt = build_optimizer(ac.actor, cfg.actor_lr, cfg.optimizer)
-        self._zero = torch.zeros((), device=next(ac.parameters()).device)
 
     @torch.no_grad()
     def explore(self, obs_n: torch.Tensor) -> torch.Tensor:
@@ -66,9 +67,7 @@ class AWR:
     def update(self, batch: dict[str, torch.Tensor], diagnostics: bool = False) -> dict[str, torch.Tensor]:
         ac, cfg = self.ac, self.cfg
         obs_n, next_n = ac.obs_norm(batch["obs"]), ac.obs_norm(batch["next_obs"])
-        target = soft_td_target(
-            ac, next_n, batch["rewards"], batch["terminals"], self._zero, cfg.gamma, cfg.target_reduction
-        )
+        target = td_target(ac, next_n, batch["rewards"], batch["terminals"], cfg.gamma, cfg.target_reduction)
         q = ac.critic(obs_n, batch["actions"])
         critic_loss = ensemble_td_loss(q, target)
         self.critic_opt.zero_grad()
@@ -77,16 +76,29 @@ class AWR:
 
         adv = advantage(ac, obs_n, batch["actions"], cfg.value_samples, cfg.target_reduction)
         actor_loss, weights = awr_actor_loss(
-            ac.actor.log_prob(obs_n, batch["actions"]), adv, cfg.temperature, cfg.max_weight
+            ac.actor.log_prob(obs_n, batch["actions"]), adv, cfg.awr_temperature, cfg.max_weight
         )
         self.actor_opt.zero_grad()
         actor_loss.backward()
         self.actor_opt.step()
         ac.update_target(cfg.tau)
         return {
-            "loss_critic": critic_loss.detach(),
+            "loss_td": critic_loss.detach(),
             "loss_actor": actor_loss.detach(),
             "q_mean": q.detach().mean(),
             "advantage_mean": adv.mean(),
             "weight_mean": weights.mean(),
         }
+
+
+ALGORITHMS = (
+    Algorithm(
+        "awr",
+        "online",
+        AWRConfig,
+        online_presets(),
+        lambda ac, cfg, **_: AWR(ac, cfg),
+        legacy_fields={"temperature": "awr_temperature"},
+        summary="advantage-weighted regression fine-tuning",
+    ),
+)

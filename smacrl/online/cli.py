@@ -6,19 +6,22 @@ import argparse
 import dataclasses
 from pathlib import Path
 
+from smacrl import registry
 from smacrl.cli import _config_from_cli, _print_help_with_config, _wants_help, add_command
 from smacrl.configs import PRESET_NAMES
 
-ONLINE_CONFIG = {"sac": "sac", "td3": "td3", "td3bc": "td3bc_online", "awr": "awr"}
-
 
 def _preset_for(meta: dict, task: str | None) -> str:
-    preset = (meta.get("info") or {}).get("preset")
-    if preset:
-        return preset
-    from smacrl.data.tasks import TASKS
+    from smacrl.data.tasks import task_preset
 
-    return TASKS[task].family if task in TASKS else "cpu"
+    return (meta.get("info") or {}).get("preset") or task_preset(task)
+
+
+def _offline_algo(meta: dict) -> str | None:
+    """The registered offline algorithm behind a checkpoint (its online values apply), if any: a
+    fine-tuned checkpoint names the offline one it started from; an untrained one (``init``) none."""
+    name = (meta.get("info") or {}).get("offline_algo") or meta["algo"]
+    return name if name in registry.names("offline") else None
 
 
 def cmd_finetune(args: argparse.Namespace, rest: list[str]) -> int:
@@ -29,18 +32,16 @@ def cmd_finetune(args: argparse.Namespace, rest: list[str]) -> int:
     from smacrl.run import default_run_name, resolve_checkpoint
 
     prog = "smacrl finetune"
-    algo = ONLINE_CONFIG[args.algo]
+    algo = args.algo
     if _wants_help(args, rest):
-        return _print_help_with_config(args.parser, algo, args.preset or "cpu", prog)
+        return _print_help_with_config(args.parser, algo, args.preset or "cpu", prog, phase="online")
     if not args.checkpoint:
         args.parser.error("the following arguments are required: --checkpoint")
     path = resolve_checkpoint(args.checkpoint)
     meta = read_metadata(path)
     task = args.task or meta.get("env_id")
     preset = args.preset or _preset_for(meta, task)
-    offline_algo = (meta.get("info") or {}).get("offline_algo") or meta["algo"]
-    offline_algo = offline_algo if offline_algo in ("smac", "iql", "cql", "calql", "td3bc") else None
-    cfg = _config_from_cli(algo, preset, rest, prog, offline_algo=offline_algo)
+    cfg = _config_from_cli(algo, preset, rest, prog, offline_algo=_offline_algo(meta), phase="online")
     source = args.dataset or (meta.get("info") or {}).get("dataset")
     dataset = None
     if source and source != "none" and cfg.dataset_fraction > 0:
@@ -55,7 +56,7 @@ def cmd_finetune(args: argparse.Namespace, rest: list[str]) -> int:
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     p = add_command(subparsers, "finetune", cmd_finetune, "fine-tune a checkpoint online", add_help=False)
-    p.add_argument("--algo", default="sac", choices=sorted(ONLINE_CONFIG))
+    p.add_argument("--algo", default="sac", choices=registry.names("online"))
     p.add_argument("--checkpoint", help="checkpoint file or run directory (its latest checkpoint); required")
     p.add_argument("--task", default=None, help="task or gym id (default: the checkpoint's)")
     p.add_argument(

@@ -19,7 +19,6 @@ its last checkpoint (a new training episode starts on resume).
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -27,50 +26,24 @@ from typing import Any
 import numpy as np
 import torch
 
-from smacrl.checkpoint import Checkpoint, load_checkpoint, read_metadata
-from smacrl.configs import config_to_dict
+from smacrl.checkpoint import load_checkpoint, read_metadata
 from smacrl.data.dataset import Dataset
 from smacrl.data.replay import DatasetBuffer, MixedSampler, ReplayBuffer
 from smacrl.data.tasks import make_env
 from smacrl.errors import CheckpointError
 from smacrl.eval.rollout import eval_metrics
-from smacrl.logger import MetricLogger, postfix, progress
-from smacrl.losses import Temperature
+from smacrl.logger import progress
 from smacrl.nets.actor_critic import ActorCritic
 from smacrl.nets.compile import compile_learner
-from smacrl.run import RunDir, resolve_checkpoint
+from smacrl.registry import OnlineLearner
+from smacrl.run import RunDir, TrainingRun, resolve_checkpoint
 from smacrl.runtime import resolve_device, seed_everything
 
 REPLAY_FILE = "replay.safetensors"
 
 
-def make_online_learner(algo: str, ac: ActorCritic, cfg: Any, ckpt: Checkpoint | None = None):
-    """The online learner ``algo`` around ``ac``; SAC keeps the checkpoint's temperature if it has one."""
-    if algo == "sac":
-        from smacrl.online.sac import SAC
-
-        temp = None
-        if ckpt is not None and "temperature" in ckpt.extras:
-            temp = Temperature()
-            temp.load_state_dict(ckpt.extras["temperature"])
-        return SAC(ac, cfg, temperature=temp)
-    if algo == "td3":
-        from smacrl.online.td3 import TD3
-
-        return TD3(ac, cfg)
-    if algo == "td3bc_online":
-        from smacrl.online.td3bc import TD3BC
-
-        return TD3BC(ac, cfg)
-    if algo == "awr":
-        from smacrl.online.awr import AWR
-
-        return AWR(ac, cfg)
-    raise ValueError(f"unknown online algorithm '{algo}'")
-
-
 def online_loop(
-    learner: Any,
+    learner: OnlineLearner,
     cfg: Any,
     task: str,
     *,
@@ -100,11 +73,22 @@ def online_loop(
         offline = DatasetBuffer(dataset, device=device, generator=gen, include_w=False, include_mc=False)
         sampler = MixedSampler(offline, online, cfg.dataset_fraction)
 
+    driver = TrainingRun(
+        run,
+        learner,
+        cfg,
+        algo=algo,
+        phase="online",
+        env_id=task,
+        info=ckpt_info,
+        updates_per_step=cfg.updates_per_step,
+        on_save=lambda r: online.save(r.ckpt_dir / REPLAY_FILE),
+    )
     start = 0
     if run is not None and resume:
-        start = _resume(run, learner, online, algo)
-        if start:
-            run.truncate_metrics(start)
+        start = driver.resume()
+        if start and (run.ckpt_dir / REPLAY_FILE).exists():
+            online.load(run.ckpt_dir / REPLAY_FILE)
     final_path = run.checkpoint_path(cfg.steps, final=True) if run is not None else None
     if final_path is not None and start >= cfg.steps and final_path.exists():
         return final_path, online, {}
@@ -114,48 +98,23 @@ def online_loop(
     torch.manual_seed(cfg.seed + start)
     obs, _ = env.reset(seed=cfg.seed + start)
     ep_return, ep_len, summary = 0.0, 0, {"evals": []}
-    logger = MetricLogger(run.path if run else None, tensorboard=cfg.tensorboard, wandb=cfg.wandb)
-
-    def save(step: int, final: bool = False) -> Path | None:
-        if run is None:
-            return None
-        online.save(run.ckpt_dir / REPLAY_FILE)
-        return run.save_checkpoint(
-            ac,
-            step,
-            final=final,
-            keep=cfg.keep_checkpoints,
-            algo=algo,
-            config=config_to_dict(cfg),
-            env_id=task,
-            extras=learner.extras(),
-            optimizers=learner.optimizers(),
-            info={"phase": "online", **(ckpt_info or {})},
-        )
-
-    snap_every = max(1, cfg.steps // cfg.trajectory_points) if cfg.trajectory_points > 0 else 0
-
-    def snapshot(step: int) -> None:
-        if run is not None and snap_every and step % snap_every == 0:
-            run.save_snapshot(ac, step, algo=algo, env_id=task, info={"phase": "online", **(ckpt_info or {})})
 
     def evaluate_now(step: int) -> bool:
         m = eval_metrics(ac, task, cfg.eval_episodes, cfg.seed)  # the seeds of the offline evaluations
-        logger.log(step, m)
+        driver.log(step, m)
         summary["evals"].append((step, m.get("eval/return_mean")))
         return stop_when is not None and stop_when(m)
 
     warm = cfg.warmup_steps if start == 0 else 0
     total = warm + cfg.steps - start
-    keys = ("online/loss_critic", "online/loss_actor", "online/episode_return", "eval/return_mean")
+    keys = ("online/loss_td", "online/loss_actor", "online/episode_return", "eval/return_mean")
     stopped = False
     own_bar = progress(total, f"online {algo}", cfg.progress) if bar is None else contextlib.nullcontext(bar)
-    with logger, own_bar as bar:
+    with driver, own_bar as bar:
         if start == 0:
-            snapshot(0)
+            driver.snapshot(0)
             if cfg.eval_episodes > 0:
                 stopped = evaluate_now(0)
-        t0, last = time.perf_counter(), start
         step = start
         for t in range(total):
             if stopped:
@@ -172,7 +131,7 @@ def online_loop(
             ep_return += float(reward)
             ep_len += 1
             if terminated or truncated:
-                logger.log(step, {"online/episode_return": ep_return, "online/episode_length": ep_len})
+                driver.log(step, {"online/episode_return": ep_return, "online/episode_length": ep_len})
                 obs, _ = env.reset()
                 ep_return, ep_len = 0.0, 0
             else:
@@ -183,38 +142,18 @@ def online_loop(
             step += 1
             for _ in range(cfg.updates_per_step):
                 metrics = learner.update(sampler.sample(cfg.batch_size))
-            logger.log(step, {f"online/{k}": v for k, v in metrics.items()})
+            driver.log_update(step, metrics)
             if step == cfg.eval_after_first or step % cfg.eval_every == 0 or step == cfg.steps:
                 stopped = evaluate_now(step)
             if step % cfg.log_every == 0 or step == cfg.steps or stopped:
-                now = time.perf_counter()
-                logger.log(step, {"time/updates_per_s": (step - last) * cfg.updates_per_step / max(now - t0, 1e-9)})
-                t0, last = now, step
-                bar.set_postfix(postfix(logger.flush(), keys), refresh=False)
-            if run is not None and step % cfg.checkpoint_every == 0 and step < cfg.steps:
-                save(step)
-            snapshot(step)
+                driver.flush(step, bar, keys)
+            driver.maybe_save(step)
+            driver.snapshot(step)
         env.close()
         summary["steps"] = step
         summary["stopped_early"] = stopped
-        path = save(step, final=True)
+        path = driver.save(step, final=True)
     return path, online, summary
-
-
-def _resume(run: RunDir, learner: Any, online: ReplayBuffer, algo: str) -> int:
-    latest = run.latest_checkpoint()
-    replay = run.ckpt_dir / REPLAY_FILE
-    if latest is None:
-        return 0
-    ck = load_checkpoint(latest, obs_dim=learner.ac.spec.obs_dim, act_dim=learner.ac.spec.act_dim)
-    if ck.meta.get("info", {}).get("phase") != "online":
-        return 0
-    if ck.algo != algo:
-        raise CheckpointError(latest, "algo", f"run was made by '{ck.algo}', not '{algo}'")
-    ck.restore_into(learner)
-    if replay.exists():
-        online.load(replay)
-    return ck.step
 
 
 def finetune(
@@ -227,9 +166,12 @@ def finetune(
     dataset: Dataset | None = None,
     preset: str | None = None,
 ) -> Path:
-    """Fine-tune a checkpoint online with ``algo``; returns the final checkpoint path."""
+    """Fine-tune a checkpoint online with the registered online algorithm ``algo``; returns the final
+    checkpoint path."""
     from smacrl.data.tasks import env_dims
+    from smacrl.registry import get
 
+    spec = get(algo, "online")
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
     path = resolve_checkpoint(checkpoint)
@@ -241,11 +183,12 @@ def finetune(
     obs_dim, low, _ = env_dims(env)
     env.close()
     ckpt = load_checkpoint(path, device=device, obs_dim=obs_dim, act_dim=len(low))
-    learner = make_online_learner(algo, ckpt.actor_critic, cfg, ckpt)
+    assert spec.build is not None
+    learner = spec.build(ckpt.actor_critic, cfg, checkpoint=ckpt, preset=preset)
     compile_learner(learner, cfg.compile)
     run = RunDir(run_dir).create()
-    run.save_config(algo, cfg, preset=preset, checkpoint=str(path), offline_algo=ckpt.algo, task=task)
+    run.save_config(spec.name, cfg, preset=preset, checkpoint=str(path), offline_algo=ckpt.algo, task=task)
     info = {"offline_algo": ckpt.algo, "offline_checkpoint": str(path), "preset": preset}
-    final, _, _ = online_loop(learner, cfg, task, run=run, dataset=dataset, algo=algo, ckpt_info=info)
+    final, _, _ = online_loop(learner, cfg, task, run=run, dataset=dataset, algo=spec.name, ckpt_info=info)
     assert final is not None
     return final

@@ -18,10 +18,13 @@ import torch
 from torch import nn
 
 from smacrl.configs import TD3Config
+from smacrl.configs.presets import online_presets
 from smacrl.losses import actor_q_reduction, ensemble_td_loss, td3_target
 from smacrl.nets.actor_critic import ActorCritic
+from smacrl.nets.counter import StepCounter
 from smacrl.nets.ensemble import polyak_update, reduce_ensemble
 from smacrl.optim import build_optimizer
+from smacrl.registry import Algorithm
 
 
 class TD3:
@@ -33,7 +36,7 @@ class TD3:
         self.critic_opt = build_optimizer(ac.critic, cfg.critic_lr, cfg.optimizer)
         self.actor_opt = build_optimizer(ac.actor, cfg.actor_lr, cfg.optimizer)
         self._actor_params = [p for p in ac.actor.parameters() if p.requires_grad]
-        self.updates = 0
+        self.updates = StepCounter()
         self._last_actor_loss = torch.zeros((), device=next(ac.parameters()).device)
 
     @torch.no_grad()
@@ -42,7 +45,7 @@ class TD3:
         return (a + self.cfg.exploration_noise * torch.randn_like(a)).clamp(-1.0, 1.0)
 
     def extras(self) -> dict[str, nn.Module]:
-        return {"actor_target": self.actor_target}
+        return {"actor_target": self.actor_target, "updates": self.updates}
 
     def optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {**self.critic_opt.named("critic"), **self.actor_opt.named("actor")}
@@ -78,8 +81,7 @@ class TD3:
         critic_loss.backward()
         self.critic_opt.step()
 
-        self.updates += 1
-        if self.updates % cfg.policy_delay == 0:
+        if self.updates.increment() % cfg.policy_delay == 0:
             actor_loss = self.actor_loss(obs_n, batch)
             self.actor_opt.zero_grad()
             # gradients for the actor only: the critic's weight gradients would be discarded by its
@@ -89,4 +91,11 @@ class TD3:
             polyak_update(self.actor_target, ac.actor, cfg.tau)
             ac.update_target(cfg.tau)
             self._last_actor_loss = actor_loss.detach()
-        return {"loss_critic": critic_loss.detach(), "loss_actor": self._last_actor_loss, "q_mean": q.detach().mean()}
+        return {"loss_td": critic_loss.detach(), "loss_actor": self._last_actor_loss, "q_mean": q.detach().mean()}
+
+
+ALGORITHMS = (
+    Algorithm(
+        "td3", "online", TD3Config, online_presets(), lambda ac, cfg, **_: TD3(ac, cfg), summary="TD3 fine-tuning"
+    ),
+)

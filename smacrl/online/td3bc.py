@@ -14,13 +14,15 @@ from __future__ import annotations
 import torch
 
 from smacrl.configs import TD3BCOnlineConfig
+from smacrl.configs.presets import online_presets
 from smacrl.losses import td3bc_actor_loss
 from smacrl.nets.actor_critic import ActorCritic
 from smacrl.online.td3 import TD3
+from smacrl.registry import Algorithm
 
 
 class TD3BC(TD3):
-    name = "td3bc_online"
+    name = "td3bc"
 
     def __init__(self, ac: ActorCritic, cfg: TD3BCOnlineConfig):
         super().__init__(ac, cfg)
@@ -29,3 +31,16 @@ class TD3BC(TD3):
         q_pi, pi = self.q_pi(obs_n)
         loss, _ = td3bc_actor_loss(q_pi, pi, batch["actions"], self.cfg.bc_weight)
         return loss
+
+
+ALGORITHMS = (
+    Algorithm(
+        "td3bc",
+        "online",
+        TD3BCOnlineConfig,
+        online_presets(),
+        lambda ac, cfg, **_: TD3BC(ac, cfg),
+        legacy_names=("td3bc_online",),
+        summary="TD3+BC fine-tuning (TD3 with a BC term in the actor loss)",
+    ),
+)

@@ -116,7 +116,7 @@ def evaluate_score_model(model, task: str, bounds, episodes: int, seed: int, inf
     """Roll out ``model`` as a diffusion-BC policy at condition ``w`` on ``task``'s env, whose action box
     is ``bounds = (low, high)`` and whose dims the caller has checked against the model. Returns
     ``(metrics with eval/score_bc_* keys, a one-line summary)``."""
-    from smacrl.envs import env_factory
+    from smacrl.data.tasks import env_factory
     from smacrl.eval.rollout import evaluate
     from smacrl.logger import progress as progress_bar
     from smacrl.score.model import DiffusionPolicy
@@ -138,7 +138,7 @@ def evaluate_score_model(model, task: str, bounds, episodes: int, seed: int, inf
 
 def cmd_eval(args: argparse.Namespace, rest: list[str]) -> int:
     """Roll out the diffusion model as a policy (w fixed, default the checkpoint's rvs_w) and report its return."""
-    from smacrl.envs import env_dims, make_env
+    from smacrl.data.tasks import env_dims, make_env
     from smacrl.logger import MetricLogger
     from smacrl.runtime import resolve_device, seed_everything
     from smacrl.score.checkpoint import load_score_checkpoint, read_score_metadata, resolve_score_path

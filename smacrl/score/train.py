@@ -14,6 +14,7 @@ from torch.nn.utils import get_total_norm
 from smacrl.configs import ScoreConfig
 from smacrl.logger import MetricLogger, postfix
 from smacrl.logger import progress as progress_bar
+from smacrl.registry import Algorithm
 from smacrl.score.checkpoint import save_score_model
 from smacrl.score.model import ScoreModel
 
@@ -206,3 +207,36 @@ def train_score_model(
     elif logger is not None:
         logger.flush()
     return ScoreTrainResult(model=ema, raw=model.eval(), steps=cfg.steps, seconds=seconds, checkpoint=ckpt_path)
+
+
+# ----------------------------------------------------------------------------- registration
+_CPU = dict(
+    hidden_dim=128,
+    n_blocks=2,
+    cond_hidden=(128, 128),
+    time_emb_dim=32,
+    obs_emb_dim=32,
+    steps=3_000,
+    batch_size=256,
+    log_every=250,
+    checkpoint_every=1_000,
+)
+_LAPTOP = dict(
+    hidden_dim=256,
+    n_blocks=2,
+    cond_hidden=(256, 256),
+    steps=10_000,
+    batch_size=256,
+    log_every=1_000,
+    checkpoint_every=5_000,
+)
+_LARGE = dict(n_blocks=5, cond_hidden=(256, 256, 256), steps=3_000_000, batch_size=1024)
+ALGORITHMS = (
+    Algorithm(
+        "score",
+        "score",
+        ScoreConfig,
+        {"locomotion": {}, "adroit": dict(_LARGE), "kitchen": dict(_LARGE), "laptop": _LAPTOP, "cpu": _CPU},
+        summary="the RvS diffusion model of the dataset's actions (table 6); no learner",
+    ),
+)

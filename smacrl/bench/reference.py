@@ -13,8 +13,9 @@ the way a first eager implementation usually is:
 - the target network moves by a Python loop over parameters;
 - every step ends with ``.item()`` on its losses, a host sync (as a logger that prints each step would).
 
-Nothing in smacrl imports this file for training; ``smacrl.bench`` loads it only to time it next to the
-real learners in the same process, so every speed figure has an in-run reference.
+Nothing in smacrl imports this module for training; ``smacrl bench`` imports it only to time it next to
+the real learners in the same process, so every speed figure has an in-run reference. It lives in the
+package (it was ``benchmarks/reference.py``) so that an installed ``smacrl bench`` needs no source checkout.
 """
 
 from __future__ import annotations
