@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
+import time
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -134,9 +136,80 @@ def read_metrics(path: str | os.PathLike) -> list[dict[str, Any]]:
     return [{_current_name(k): v for k, v in row.items()} for row in rows]
 
 
-def progress(total: int, desc: str, enabled: bool = True, initial: int = 0) -> tqdm:
-    """A progress bar (tqdm) that writes to stderr and vanishes when disabled."""
+PROGRESS_INTERVAL = float(os.environ.get("SMACRL_PROGRESS_INTERVAL", 30.0))
+"""Seconds between progress lines when stderr is not a terminal (a log file)."""
+
+
+def progress(total: int, desc: str, enabled: bool = True, initial: int = 0) -> Any:
+    """A progress report on stderr: a live tqdm bar on a terminal; in a log file (stderr not a TTY) one
+    plain line every :data:`PROGRESS_INTERVAL` seconds and one at the end (:class:`LineProgress`)
+    instead of thousands of carriage-return updates; nothing when disabled."""
+    if enabled and not _isatty(sys.stderr):
+        return LineProgress(total, desc, initial=initial, interval=PROGRESS_INTERVAL)
     return tqdm(total=total, desc=desc, disable=not enabled, initial=initial, dynamic_ncols=True, leave=True)
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+class LineProgress:
+    """tqdm's interface as used here (``update``, ``set_postfix``, ``refresh``, ``total``, ``n``,
+    a context manager), written as whole lines: ``desc: n/total (p%) rate it/s eta T | key=value``."""
+
+    def __init__(self, total: int | None, desc: str, *, initial: int = 0, interval: float = 30.0, stream: Any = None):
+        self.total, self.desc, self.n, self.interval = total, desc, initial, interval
+        self.stream = stream if stream is not None else sys.stderr
+        self._postfix: dict[str, Any] = {}
+        self._n0, self._t0 = initial, time.monotonic()
+        self._last = self._t0
+        self._closed = False
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+        now = time.monotonic()
+        if now - self._last >= self.interval:
+            self._write(now)
+
+    def set_postfix(self, ordered_dict: Mapping[str, Any] | None = None, refresh: bool = True, **kwargs: Any) -> None:
+        self._postfix = {**(ordered_dict or {}), **kwargs}
+
+    def refresh(self) -> None:
+        pass
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self._write(time.monotonic())
+
+    def _write(self, now: float) -> None:
+        self._last = now
+        elapsed = max(now - self._t0, 1e-9)
+        rate = (self.n - self._n0) / elapsed
+        line = f"{self.desc}: {self.n}"
+        if self.total:
+            line += f"/{self.total} ({100.0 * self.n / self.total:.0f}%)"
+        line += f" {rate:.3g} it/s, {_duration(elapsed)} elapsed"
+        if self.total and rate > 0 and self.n < self.total:
+            line += f", eta {_duration((self.total - self.n) / rate)}"
+        if self._postfix:
+            line += " | " + " ".join(f"{k}={v}" for k, v in self._postfix.items())
+        print(line, file=self.stream, flush=True)
+
+    def __enter__(self) -> LineProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _duration(seconds: float) -> str:
+    m, s = divmod(int(round(seconds)), 60)
+    h, m = divmod(m, 60)
+    return f"{h}h{m:02d}m" if h else f"{m}m{s:02d}s" if m else f"{s}s"
 
 
 def postfix(latest: Mapping[str, float], keys: Iterable[str]) -> dict[str, str]:

@@ -44,3 +44,30 @@ def test_run_dir_config(tmp_path):
     run.save_config("smac", make_config("smac", "cpu"), preset="cpu", env_id="Pendulum-v1")
     doc = run.load_config()
     assert doc["algo"] == "smac" and doc["preset"] == "cpu" and doc["config"]["kappa"] == 40.0
+
+
+def test_progress_in_a_log_file_is_whole_lines(monkeypatch):
+    """With stderr not a terminal, progress is a few plain lines, not carriage-return redraws."""
+    import io
+
+    from smacrl import logger as lg
+
+    stream = io.StringIO()
+    monkeypatch.setattr(lg.sys, "stderr", stream)
+    monkeypatch.setattr(lg, "PROGRESS_INTERVAL", 3600.0)
+    with lg.progress(1000, "pretrain x") as bar:
+        assert isinstance(bar, lg.LineProgress)
+        for _ in range(1000):
+            bar.update(1)
+        bar.set_postfix({"loss_td": "0.5"}, refresh=False)
+    out = stream.getvalue()
+    assert "\r" not in out and out.count("\n") == 1  # the interval never passed: only the closing line
+    assert out.startswith("pretrain x: 1000/1000 (100%)") and out.rstrip().endswith("| loss_td=0.5")
+    bar = lg.LineProgress(10, "eval", interval=0.0, stream=stream)
+    bar.total = 20  # generators set the total once they know it
+    bar.update(5)
+    assert stream.getvalue().splitlines()[-1].startswith("eval: 5/20 (25%)") and "eta" in stream.getvalue()
+    disabled = lg.progress(10, "quiet", enabled=False)
+    disabled.update(10)
+    disabled.close()
+    assert stream.getvalue().count("\n") == 2  # a disabled bar writes nothing
