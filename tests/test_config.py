@@ -99,3 +99,13 @@ def test_every_config_field_has_a_docstring_for_help():
                         if not documented:
                             missing.append(f"{node.name}.{field.target.id}")
     assert not missing, missing
+
+
+def test_cli_config_phase_picks_the_online_td3bc(capsys):
+    assert main(["config", "--algo", "td3bc", "--preset", "cpu"]) == 0
+    offline = json.loads(capsys.readouterr().out)["config"]
+    assert main(["config", "--algo", "td3bc", "--preset", "cpu", "--phase", "online"]) == 0
+    online = json.loads(capsys.readouterr().out)["config"]
+    assert "exploration_noise" in online and "exploration_noise" not in offline
+    assert main(["config", "--algo", "td3bc", "--offline-algo", "iql", "--preset", "kitchen"]) == 0
+    assert json.loads(capsys.readouterr().out)["config"]["bc_weight"] == 2.5  # table 8's value for IQL
