@@ -170,6 +170,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "smacrl.pipeline",
     "smacrl.demo",
     "smacrl.bench",
+    "smacrl.sweep.cli",
 )
 
 

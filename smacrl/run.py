@@ -181,6 +181,8 @@ class TrainingRun:
 
         latest = self.run.latest_checkpoint() if self.run is not None else None
         if latest is None:
+            if self.run is not None:
+                self.run.truncate_metrics(-1)  # a run killed before its first checkpoint starts over
             return 0
         spec = self.learner.ac.spec
         ck = load_checkpoint(latest, obs_dim=spec.obs_dim, act_dim=spec.act_dim)

@@ -6,6 +6,7 @@ from smacrl.eval.metrics import (
     normalized_regret,
     regret,
     regret_table,
+    run_scores,
     stable_transfer,
     transfer_drop,
     transfer_summary,
@@ -54,3 +55,17 @@ def test_regret_table_and_normalized_regret():
     assert s["j0"] == 5 and s["j1"] == 7 and s["drop"] == pytest.approx(-2.0) and s["stable_transfer"]
     assert summary[("a", "cql", "sac")]["drop"] == pytest.approx(4.0)
     assert not summary[("a", "cql", "sac")]["stable_transfer"]
+
+
+def test_run_scores_use_table_1_bounds():
+    curves = [
+        _curve("a", "smac", "sac", 1, [5, 6, 8]),  # regret 3 (R* = 10)
+        _curve("a", "smac", "sac", 0, [5, 8, 10]),  # regret 1
+        _curve("a", "cql", "sac", 0, [6, 2, 4]),  # regret 7
+        _curve("b", "smac", "sac", 0, [1, 1, 1]),  # the only pair on b: every run scores 1
+    ]
+    scores = run_scores(curves)
+    # task a: pair means 2 (smac) and 7 (cql) are table 1's bounds: score = 1 - (regret - 2) / 5
+    assert scores[("a", "smac", "sac")] == [(0, pytest.approx(1.2)), (1, pytest.approx(0.8))]  # sorted by seed
+    assert scores[("a", "cql", "sac")] == [(0, pytest.approx(0.0))]
+    assert scores[("b", "smac", "sac")] == [(0, 1.0)]  # table 1 gives it 0

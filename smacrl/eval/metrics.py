@@ -12,6 +12,10 @@ offline checkpoint as loaded, J(pi_0), and later steps are online updates.
   ``R*`` is the best return observed over all runs of the compared set on that task.
 - **Normalized regret** (table 1): per task, min-max normalize the mean regret of every
   (offline, online) pair to [0, 1] (0 = best pair, 1 = worst), then average over tasks.
+- **Run score** (for aggregate statistics across tasks): ``1 - (regret - lo) / (hi - lo)`` for one
+  run, with ``lo`` and ``hi`` the lowest and highest mean regret of any pair on the run's task, the
+  bounds table 1 normalizes with. Regret is lower-is-better and its scale differs per task; this
+  score is higher-is-better and on a common scale (1 = the best pair's mean, 0 = the worst pair's).
 """
 
 from __future__ import annotations
@@ -122,3 +126,26 @@ def transfer_summary(curves: Iterable[Curve]) -> dict[tuple[str, str, str], dict
             "n": len(cs),
         }
     return out
+
+
+def run_scores(
+    curves: Iterable[Curve], table: dict[tuple[str, str, str], dict[str, float]] | None = None
+) -> dict[tuple[str, str, str], list[tuple[int, float]]]:
+    """Per (task, offline, online): ``(seed, score)`` of each run, sorted by seed (see the module docstring).
+
+    The bounds are table 1's, so the mean score of a pair on a task is exactly one minus its
+    normalized regret there. Single runs scatter around their pair's mean, so a run can score above 1
+    or below 0. A task whose pairs all have the same mean regret (or that holds only one pair) scores
+    1 for every run, as table 1 gives such pairs 0.
+    """
+    curves = list(curves)
+    table = regret_table(curves) if table is None else table
+    bounds: dict[str, list[float]] = defaultdict(list)
+    for (task, _, _), row in table.items():
+        bounds[task].append(row["mean"])
+    out: dict[tuple[str, str, str], list[tuple[int, float]]] = defaultdict(list)
+    for c in curves:
+        lo, hi = min(bounds[c.task]), max(bounds[c.task])
+        r = regret(c.online_returns, table[(c.task, c.offline, c.online)]["r_star"])
+        out[(c.task, c.offline, c.online)].append((c.seed, 1.0 if hi == lo else 1.0 - (r - lo) / (hi - lo)))
+    return {key: sorted(values) for key, values in out.items()}
