@@ -130,11 +130,20 @@ def test_sweep_on_a_ray_head_node_reports_a_failing_cell_while_the_others_finish
     pytest.importorskip("ray")
     ray_bin = Path(sys.executable).with_name("ray")
     port = _free_port()
-    start = [str(ray_bin), "start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=2",
-             "--include-dashboard=false"]  # fmt: skip
-    # a head without token authentication, so that the test needs no token file (see docs/sweeps.md)
-    subprocess.run(start, env={**_env(), "RAY_AUTH_MODE": "disabled"}, check=True, capture_output=True, timeout=120)
+    start = [str(ray_bin), "start", "--head", "--block", "--node-ip-address=127.0.0.1", f"--port={port}",
+             "--num-cpus=2", "--include-dashboard=false"]  # fmt: skip
+    # a head without token authentication, so that the test needs no token file (see docs/sweeps.md);
+    # --block keeps it in the foreground, so ending this process stops this head and nothing else
+    head = subprocess.Popen(start, env={**_env(), "RAY_AUTH_MODE": "disabled"}, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
     try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            assert head.poll() is None, "ray start --head exited"
+            time.sleep(0.2)
         grid_file = tmp_path / "grid.toml"
         grid_file.write_text(
             f'tasks = ["{TASK}"]\noffline = ["iql", "td3bc"]\nonline = ["sac"]\nseeds = [0]\npreset = "cpu"\n'
@@ -146,7 +155,8 @@ def test_sweep_on_a_ray_head_node_reports_a_failing_cell_while_the_others_finish
         cmd = _sweep_cmd(out, "--grid", str(grid_file), "--address", f"127.0.0.1:{port}", "--retries", "1")
         res = subprocess.run([*cmd, "--no-progress"], env=_env(), capture_output=True, text=True, timeout=600)
     finally:
-        subprocess.run([str(ray_bin), "stop", "--force"], env=_env(), capture_output=True, timeout=120)
+        os.killpg(head.pid, signal.SIGKILL)  # the head's own process group; SIGTERM takes it ~40 s here
+        head.wait(timeout=60)
     assert res.returncode == 1, res.stdout[-2000:] + res.stderr[-2000:]
     summary = (out / "summary.md").read_text()
     assert f"| offline:{TASK}/td3bc-s0 | failed | Value error Error parsing --policy-delay:" in summary
@@ -156,3 +166,31 @@ def test_sweep_on_a_ray_head_node_reports_a_failing_cell_while_the_others_finish
     log = (out / "logs" / f"offline-{TASK}_td3bc-s0.log").read_text()
     assert log.count(f"== offline:{TASK}/td3bc-s0") == 2  # the first try and one retry
     assert (out / "report" / "regret.csv").exists()
+
+
+def test_progress_view_counts_stages_and_sweep_without_ray_says_what_to_install(tmp_path, capsys, monkeypatch):
+    from rich.console import Console
+
+    from smacrl.errors import SmacrlError
+    from smacrl.sweep.engine import run_sweep
+    from smacrl.sweep.progress import StageView
+
+    grid = Grid(tasks=(TASK,), offline=("iql",), online=("sac", "td3"), seeds=(0,), preset="cpu")
+    graph = stages(grid, tmp_path)  # data -> offline -> 2 online
+    view = StageView(graph, {}, enabled=True)  # stdout is captured: not a terminal, so log lines
+    assert view.state[f"data:{TASK}"] == "running" and view.state[f"offline:{TASK}/iql-s0"] == "queued"
+    view.finished(f"data:{TASK}", "done", 4.0)
+    view.finished(f"offline:{TASK}/iql-s0", "done", 10.0)
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    assert line == f"sweep: [2/4] done offline:{TASK}/iql-s0 in 10 s; 2 running, 0 queued, eta unknown"
+    view.finished(f"online:{TASK}/iql-s0/sac", "failed", None)
+    view.finished(f"online:{TASK}/iql-s0/td3", "done", 6.0)
+    assert capsys.readouterr().out.strip().splitlines()[-1].endswith("0 running, 0 queued, eta 0s")
+    console = Console(width=120, record=True)
+    console.print(view._table())  # the live view a terminal shows
+    text = console.export_text()
+    assert "online" in text and "4 stages" in text
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if Ray were not installed
+    with pytest.raises(SmacrlError, match=r"pip install 'smacrl\[sweep\]'"):
+        run_sweep(grid, tmp_path / "no-ray")
