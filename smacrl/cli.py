@@ -259,6 +259,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("smacrl: interrupted", file=sys.stderr)
         return 130
+    except OSError as e:
+        if e.filename is None:
+            raise
+        # e.g. a failed write (disk full, quota): writes are atomic, so the file it replaces, and a run's
+        # `latest`, are intact
+        print(f"smacrl: error: {e.filename}: {e.strerror}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -30,3 +30,9 @@ class DatasetError(SmacrlError):
 
 class ConfigError(SmacrlError):
     """A configuration value or CLI flag is invalid."""
+
+
+class DivergenceError(SmacrlError):
+    """A run produced a non-finite loss or parameter and stopped; its last good checkpoint stays."""
+
+    exit_code = 3

@@ -39,6 +39,8 @@ class MetricLogger:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         self._pending: list[tuple[int, dict[str, Any]]] = []
         self.latest: dict[str, float] = {}
+        self.nonfinite: list[tuple[int, str, float]] = []
+        """(step, key, value) of every NaN or infinite value the last :meth:`flush` wrote."""
         self._tb = None
         self._wandb = None
         if tensorboard and run_dir is not None:
@@ -64,6 +66,7 @@ class MetricLogger:
 
     def flush(self) -> dict[str, float]:
         """Convert pending metrics to floats (one host sync), write them, and return the latest values."""
+        self.nonfinite = []
         if not self._pending:
             return self.latest
         tensors = [v for _, m in self._pending for v in m.values() if isinstance(v, torch.Tensor)]
@@ -88,6 +91,7 @@ class MetricLogger:
             if self._wandb is not None:
                 self._wandb.log({k: v for k, v in row.items() if k != "step"}, step=step)
             self.latest.update({k: v for k, v in row.items() if k != "step"})
+        self.nonfinite = [(r["step"], k, v) for r in rows for k, v in r.items() if k != "step" and not math.isfinite(v)]
         return self.latest
 
     def close(self) -> None:

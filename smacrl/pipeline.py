@@ -30,6 +30,7 @@ def ensure_dataset(task: str, progress: bool = True) -> Path:
     from smacrl.data.generators import make_task_data
     from smacrl.data.loaders import task_data_path
     from smacrl.data.tasks import get_task
+    from smacrl.io import exclusive_lock
     from smacrl.logger import progress as bar
 
     path = task_data_path(task)
@@ -37,8 +38,11 @@ def ensure_dataset(task: str, progress: bool = True) -> Path:
         return path
     if get_task(task).generator is None:
         raise SmacrlError(task, "dataset", "is an original D4RL dataset: pass its file with --dataset PATH")
-    with bar(0, f"data {task}", progress) as b:
-        make_task_data(task, path, seed=0, bar=b)
+    # two runs that need the same missing dataset: one generates it, the other waits and reuses it
+    with exclusive_lock(path.with_name(path.name + ".lock"), wait=True, what="dataset being generated"):
+        if not path.exists():
+            with bar(0, f"data {task}", progress) as b:
+                make_task_data(task, path, seed=0, bar=b)
     return path
 
 

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -44,6 +46,13 @@ class RunDir:
     def create(self) -> RunDir:
         self.ckpt_dir.mkdir(parents=True, exist_ok=True)
         return self
+
+    def lock(self):
+        """Hold ``.lock`` while this process writes the run; a second writer exits with one line naming
+        the holder, and a lock left by a killed process is taken over (the kernel released it)."""
+        from smacrl.io import exclusive_lock
+
+        return exclusive_lock(self.path / ".lock", wait=False, what="another process is writing this run")
 
     # -- config ------------------------------------------------------------------------------
     def save_config(self, algo: str, cfg: Any, preset: str | None = None, **extra: Any) -> Path:
@@ -138,6 +147,10 @@ def default_run_name(algo: str, task: str, seed: int) -> str:
     return f"{algo}-{task.replace('/', '_')}-s{seed}"
 
 
+STREAMS = "rng"
+"""The checkpoint extra holding a run's random streams."""
+
+
 class TrainingRun:
     """Checkpoints, resume, trajectory snapshots and metric logging of one training run.
 
@@ -160,8 +173,14 @@ class TrainingRun:
         on_save: Callable[[RunDir], None] | None = None,
     ):
         from smacrl.logger import MetricLogger
+        from smacrl.nets.streams import RandomStreams
 
         self.run, self.learner, self.cfg = run, learner, cfg
+        self.streams = RandomStreams()
+        """The loop's random streams (register its samplers with ``streams.add``); saved in every
+        checkpoint, restored by :meth:`resume`."""
+        self.exact = False
+        """Whether :meth:`resume` restored the random streams (checkpoints older than them have none)."""
         self.algo, self.phase, self.env_id = algo, phase, env_id
         self.info = {"phase": phase, **(info or {})}
         self.updates_per_step = updates_per_step
@@ -192,6 +211,9 @@ class TrainingRun:
         if canonical(ck.algo, phase) != self.algo:  # type: ignore[arg-type]
             raise CheckpointError(latest, "algo", f"run was made by '{ck.algo}', not '{self.algo}'")
         ck.restore_into(self.learner)
+        if STREAMS in ck.extras:
+            self.streams.load_state_dict(ck.extras[STREAMS])
+            self.exact = True
         assert self.run is not None
         self.run.truncate_metrics(ck.step)
         self._last = ck.step
@@ -202,6 +224,9 @@ class TrainingRun:
         """A checkpoint of the actor-critic, the learner's extras and its optimizer states."""
         if self.run is None:
             return None
+        self.logger.flush()  # the rows up to this step go with it: a resumed run re-logs only later ones
+        self._guard()
+        self._check_parameters(step)
         if self.on_save is not None:
             self.on_save(self.run)
         return self.run.save_checkpoint(
@@ -212,10 +237,20 @@ class TrainingRun:
             algo=self.algo,
             config=config_to_dict(self.cfg),
             env_id=self.env_id,
-            extras=self.learner.extras(),
+            extras={**self.learner.extras(), STREAMS: self.streams},
             optimizers=self.learner.optimizers(),
             info=self.info,
         )
+
+    def _check_parameters(self, step: int) -> None:
+        """No checkpoint of a diverged learner: a non-finite parameter stops the run before it is written."""
+        import torch
+
+        modules = {"ac": self.learner.ac, **self.learner.extras()}
+        for name, module in modules.items():
+            for pname, p in module.named_parameters():
+                if not bool(torch.isfinite(p).all()):
+                    self._diverged(step, f"{name}.{pname}", float("nan"))
 
     def maybe_save(self, step: int) -> None:
         """The periodic checkpoint, every ``cfg.checkpoint_every`` steps before the last."""
@@ -245,12 +280,90 @@ class TrainingRun:
         self.logger.log(step, {"time/updates_per_s": rate})
         self._t0, self._last = now, step
         latest = self.logger.flush()
+        self._guard()
         bar.set_postfix(postfix(latest, keys), refresh=False)
         return latest
 
+    # -- stopping ----------------------------------------------------------------------------------
+    def check_stop(self, step: int) -> None:
+        """After a step: on SIGINT or SIGTERM received meanwhile, checkpoint this step and exit with the
+        conventional status (130, 143); the next run resumes from here exactly."""
+        if self.stop_signal is None:
+            return
+        path = self.save(step)
+        name = signal.Signals(self.stop_signal).name
+        where = f"; checkpoint {path}" if path else ""
+        print(f"smacrl: {name}: stopped at step {step}{where}", file=sys.stderr, flush=True)
+        raise SystemExit(128 + self.stop_signal)
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        self.stop_signal = signum
+
+    def check_finite(self, step: int, metrics: dict[str, Any]) -> bool:
+        """``on_nonfinite="skip"``: whether this update's metrics are finite (one host sync per step);
+        the caller then restores the state from before the update. Always True under "stop"."""
+        if getattr(self.cfg, "on_nonfinite", "stop") != "skip":
+            return True
+        import torch
+
+        values = [v.float().reshape(()) for v in metrics.values() if isinstance(v, torch.Tensor)]
+        if not values or bool(torch.isfinite(torch.stack(values)).all()):
+            return True
+        self.skipped += 1
+        self.logger.log(step, {f"{self.phase}/skipped_updates": self.skipped})
+        return False
+
+    def _guard(self) -> None:
+        """Stop on the first non-finite learner metric the last flush wrote (losses, Q, temperature...)."""
+        for step, key, value in self.logger.nonfinite:
+            if key.startswith(f"{self.phase}/"):
+                self._diverged(step, key, value)
+
+    def update(self, step: int, fn: Any) -> dict[str, Any] | None:
+        """One learner update ``fn()``. Under ``on_nonfinite="skip"`` the state before it is kept and put
+        back when the update's metrics are not finite (then None is returned and nothing is logged)."""
+        if getattr(self.cfg, "on_nonfinite", "stop") != "skip":
+            return fn()
+        import copy
+
+        before = copy.deepcopy(self._state())
+        metrics = fn()
+        if self.check_finite(step, metrics):
+            return metrics
+        ac, extras, optimizers = before
+        self.learner.ac.load_state_dict(ac)
+        for name, module in self.learner.extras().items():
+            module.load_state_dict(extras[name])
+        for name, opt in self.learner.optimizers().items():
+            opt.load_state_dict(optimizers[name])
+        return None
+
+    def _state(self) -> tuple[dict, dict, dict]:
+        return (
+            self.learner.ac.state_dict(),
+            {name: m.state_dict() for name, m in self.learner.extras().items()},
+            {name: o.state_dict() for name, o in self.learner.optimizers().items()},
+        )
+
+    def _diverged(self, step: int, key: str, value: float) -> None:
+        from smacrl.errors import DivergenceError
+
+        latest = self.run.latest_checkpoint() if self.run is not None else None
+        keep = f"; the last good checkpoint is {latest}" if latest else ""
+        where = self.run.path if self.run is not None else self.algo
+        raise DivergenceError(where, key, f"is {value} at step {step}: stopped{keep}")
+
     def __enter__(self) -> TrainingRun:
         self._t0 = time.perf_counter()
+        self.stop_signal: int | None = None
+        self.skipped = 0
+        self._handlers: dict[int, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._handlers[sig] = signal.signal(sig, self._on_signal)
         return self
 
     def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._handlers.items():
+            signal.signal(sig, handler)
         self.logger.close()

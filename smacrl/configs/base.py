@@ -42,6 +42,10 @@ class RunOptions:
     """Also write TensorBoard events (needs the tensorboard extra)."""
     wandb: bool = False
     """Also log to Weights & Biases (needs wandb installed; never required)."""
+    on_nonfinite: Literal["stop", "skip"] = "stop"
+    """A NaN or infinite loss or parameter: stop the run (exit 3, the last good checkpoint kept), or
+    skip: put back the state from before each update whose metrics are not finite (a host sync and a
+    copy of the learner's state per update)."""
 
 
 @dataclasses.dataclass

@@ -6,8 +6,9 @@ dataset to the device once (:class:`~smacrl.data.replay.DatasetBuffer`), then ru
 one run driver (:class:`~smacrl.run.TrainingRun`). Metrics stay tensors until the logger flushes
 them every ``cfg.log_every`` steps (the loop's only host sync besides evaluation). It evaluates the
 deterministic policy every ``cfg.eval_every`` steps, checkpoints every ``cfg.checkpoint_every``
-steps and at the end, and resumes from the run directory's latest checkpoint (weights, extras and
-optimizer states; the random streams restart from the seed and step).
+steps and at the end, and resumes from the run directory's latest checkpoint exactly: weights, extras,
+optimizer states, the random streams (torch's, python's and the batch sampler's) and the metric rows
+up to the checkpoint, so a run killed at any moment and started again ends as the uninterrupted run.
 """
 
 from __future__ import annotations
@@ -62,39 +63,46 @@ def pretrain(
     seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
     run = RunDir(run_dir).create()
-    final = run.checkpoint_path(cfg.steps, final=True)
-    if resume and final.exists() and read_metadata(final)["step"] >= cfg.steps:
-        return final  # finished: don't build the learner (for SMAC that would load or train a score model)
-    ac = build_actor_critic(cfg, dataset, device)
-    assert spec.build is not None
-    learner: Learner = spec.build(ac, cfg, dataset=dataset, preset=preset)
-    compile_learner(learner, cfg.compile)
-    info = {"dataset": dataset.source, "dataset_sha256": dataset.sha256, "preset": preset, **info}
-    driver = TrainingRun(run, learner, cfg, algo=spec.name, phase="offline", env_id=dataset.task, info=info)
-    start = driver.resume() if resume else 0
-    run.save_config(
-        spec.name, cfg, preset=preset, dataset=dataset.source, dataset_sha256=dataset.sha256, task=dataset.task
-    )
-    torch.manual_seed(cfg.seed + start)
-    gen = torch.Generator(device=device).manual_seed(cfg.seed + start)
-    buffer = DatasetBuffer(dataset, device=device, generator=gen)
-    keys = ("offline/loss_td", "offline/loss_actor", "offline/q_mean", "eval/return_mean")
-    with driver, progress(cfg.steps, f"pretrain {spec.name}", cfg.progress, initial=start) as bar:
-        if start == 0:
-            driver.snapshot(0)
-            if cfg.eval_every > 0:
-                driver.log(0, eval_metrics(ac, dataset.task, cfg.eval_episodes, cfg.seed))
-        for step in range(start + 1, cfg.steps + 1):
-            batch = buffer.sample(cfg.batch_size)
-            diagnostics = step % cfg.log_every == 0
-            driver.log_update(step, learner.update(batch, diagnostics=diagnostics))
-            if cfg.eval_every > 0 and (step % cfg.eval_every == 0 or step == cfg.steps):
-                driver.log(step, eval_metrics(ac, dataset.task, cfg.eval_episodes, cfg.seed))
-            if diagnostics or step == cfg.steps:
-                driver.flush(step, bar, keys)
-            driver.maybe_save(step)
-            driver.snapshot(step)
-            bar.update(1)
-        path = driver.save(cfg.steps, final=True)
-    assert path is not None
-    return path
+    with run.lock():  # one writer per run directory
+        final = run.checkpoint_path(cfg.steps, final=True)
+        if resume and final.exists() and read_metadata(final)["step"] >= cfg.steps:
+            return final  # finished: don't build the learner (for SMAC that would load or train a score model)
+        ac = build_actor_critic(cfg, dataset, device)
+        assert spec.build is not None
+        learner: Learner = spec.build(ac, cfg, dataset=dataset, preset=preset)
+        compile_learner(learner, cfg.compile)
+        info = {"dataset": dataset.source, "dataset_sha256": dataset.sha256, "preset": preset, **info}
+        driver = TrainingRun(run, learner, cfg, algo=spec.name, phase="offline", env_id=dataset.task, info=info)
+        gen = torch.Generator(device=device)
+        driver.streams.add("batches", gen)
+        start = driver.resume() if resume else 0
+        run.save_config(
+            spec.name, cfg, preset=preset, dataset=dataset.source, dataset_sha256=dataset.sha256, task=dataset.task
+        )
+        if not driver.exact:  # a fresh run, or one resumed from a checkpoint without its random streams
+            torch.manual_seed(cfg.seed + start)
+            gen.manual_seed(cfg.seed + start)
+        buffer = DatasetBuffer(dataset, device=device, generator=gen)
+        keys = ("offline/loss_td", "offline/loss_actor", "offline/q_mean", "eval/return_mean")
+        with driver, progress(cfg.steps, f"pretrain {spec.name}", cfg.progress, initial=start) as bar:
+            if start == 0:
+                driver.snapshot(0)
+                if cfg.eval_every > 0:
+                    driver.log(0, eval_metrics(ac, dataset.task, cfg.eval_episodes, cfg.seed))
+            for step in range(start + 1, cfg.steps + 1):
+                batch = buffer.sample(cfg.batch_size)
+                diagnostics = step % cfg.log_every == 0
+                metrics = driver.update(step, lambda: learner.update(batch, diagnostics=diagnostics))  # noqa: B023
+                if metrics is not None:
+                    driver.log_update(step, metrics)
+                if cfg.eval_every > 0 and (step % cfg.eval_every == 0 or step == cfg.steps):
+                    driver.log(step, eval_metrics(ac, dataset.task, cfg.eval_episodes, cfg.seed))
+                if diagnostics or step == cfg.steps:
+                    driver.flush(step, bar, keys)
+                driver.maybe_save(step)
+                driver.snapshot(step)
+                bar.update(1)
+                driver.check_stop(step)
+            path = driver.save(cfg.steps, final=True)
+        assert path is not None
+        return path

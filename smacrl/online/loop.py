@@ -11,9 +11,16 @@
 
 A terminal (``terminated``) stops bootstrapping; a timeout (``truncated``) is not a terminal: the
 transition is stored with ``terminal = 0`` and the episode restarts. Metric steps are online updates
-(0 = the checkpoint as loaded). Checkpoints carry the learner's extras and optimizer states; the
-online replay is saved beside them (``checkpoints/replay.safetensors``) so a killed run resumes from
-its last checkpoint (a new training episode starts on resume).
+(0 = the checkpoint as loaded). Checkpoints carry the learner's extras and optimizer states and the
+random streams (torch's, python's, the dataset sampler's, the warm-up's); the online replay is saved
+beside them (``checkpoints/replay.safetensors``), so a killed run resumes from its last checkpoint with
+all of that exactly as it was.
+
+What resume does not restore is the environment: gymnasium has no general way to save an env's
+state, so a resumed run starts a new episode (reset with seed ``cfg.seed + step``), and from there
+its transitions, and so its updates, differ from the uninterrupted run's. The promise is: the
+learner, its optimizers, the replay and the metric rows are those of the uninterrupted run up to the
+checkpoint, and the run then continues from a fresh episode.
 """
 
 from __future__ import annotations
@@ -84,6 +91,10 @@ def online_loop(
         updates_per_step=cfg.updates_per_step,
         on_save=lambda r: online.save(r.ckpt_dir / REPLAY_FILE),
     )
+    rng = np.random.default_rng(cfg.seed)  # the random warm-up's actions
+    driver.streams.add("warmup", rng)
+    if sampler is not online:
+        driver.streams.add("dataset_batches", gen)
     start = 0
     if run is not None and resume:
         start = driver.resume()
@@ -94,9 +105,10 @@ def online_loop(
         return final_path, online, {}
 
     env = make_env(task)
-    rng = np.random.default_rng(cfg.seed + start)
-    torch.manual_seed(cfg.seed + start)
-    obs, _ = env.reset(seed=cfg.seed + start)
+    if not driver.exact:  # a fresh run, or one resumed from a checkpoint without its random streams
+        rng.bit_generator.state = np.random.default_rng(cfg.seed + start).bit_generator.state
+        torch.manual_seed(cfg.seed + start)
+    obs, _ = env.reset(seed=cfg.seed + start)  # a resumed run starts a new episode (module docstring)
     ep_return, ep_len, summary = 0.0, 0, {"evals": []}
 
     def evaluate_now(step: int) -> bool:
@@ -140,15 +152,18 @@ def online_loop(
             if warming:
                 continue
             step += 1
+            metrics = None
             for _ in range(cfg.updates_per_step):
-                metrics = learner.update(sampler.sample(cfg.batch_size))
-            driver.log_update(step, metrics)
+                metrics = driver.update(step, lambda: learner.update(sampler.sample(cfg.batch_size))) or metrics
+            if metrics is not None:
+                driver.log_update(step, metrics)
             if step == cfg.eval_after_first or step % cfg.eval_every == 0 or step == cfg.steps:
                 stopped = evaluate_now(step)
             if step % cfg.log_every == 0 or step == cfg.steps or stopped:
                 driver.flush(step, bar, keys)
             driver.maybe_save(step)
             driver.snapshot(step)
+            driver.check_stop(step)
         env.close()
         summary["steps"] = step
         summary["stopped_early"] = stopped
@@ -187,8 +202,9 @@ def finetune(
     learner = spec.build(ckpt.actor_critic, cfg, checkpoint=ckpt, preset=preset)
     compile_learner(learner, cfg.compile)
     run = RunDir(run_dir).create()
-    run.save_config(spec.name, cfg, preset=preset, checkpoint=str(path), offline_algo=ckpt.algo, task=task)
-    info = {"offline_algo": ckpt.algo, "offline_checkpoint": str(path), "preset": preset}
-    final, _, _ = online_loop(learner, cfg, task, run=run, dataset=dataset, algo=spec.name, ckpt_info=info)
+    with run.lock():  # one writer per run directory
+        run.save_config(spec.name, cfg, preset=preset, checkpoint=str(path), offline_algo=ckpt.algo, task=task)
+        info = {"offline_algo": ckpt.algo, "offline_checkpoint": str(path), "preset": preset}
+        final, _, _ = online_loop(learner, cfg, task, run=run, dataset=dataset, algo=spec.name, ckpt_info=info)
     assert final is not None
     return final

@@ -157,6 +157,11 @@ def train_score_model(
     ema_params, live_params = list(ema.parameters()), list(model.parameters())
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
+    log_every = max(1, int(cfg.log_every))
+    loss_sum = torch.zeros((), device=device)
+    gnorm_sum = torch.zeros((), device=device)
+    state = TrainState(out_dir, model, ema, opt, generator, (loss_sum, gnorm_sum), cfg, dataset_sha256)
+    first = state.resume() + 1  # 1 unless an interrupted training left its state in out_dir
     own_logger = logger is None and out_dir is not None
     if own_logger:
         logger = MetricLogger(out_dir)
@@ -173,12 +178,9 @@ def train_score_model(
                 info={**(info or {}), "training_version": TRAINING_VERSION},
             )
 
-    log_every = max(1, int(cfg.log_every))
-    loss_sum = torch.zeros((), device=device)
-    gnorm_sum = torch.zeros((), device=device)
     start = time.perf_counter()
-    with progress_bar(cfg.steps, "score", enabled=progress) as bar:
-        for step in range(1, cfg.steps + 1):
+    with progress_bar(cfg.steps, "score", enabled=progress, initial=first - 1) as bar:
+        for step in range(first, cfg.steps + 1):
             idx = train_idx[torch.randint(len(train_idx), (cfg.batch_size,), device=device, generator=generator)]
             loss = model.loss(obs[idx], actions[idx], None if w is None else w[idx], generator=generator)
             opt.zero_grad(set_to_none=True)
@@ -198,10 +200,14 @@ def train_score_model(
                 loss_sum.zero_()
                 gnorm_sum.zero_()
             if ckpt_path is not None and step % cfg.checkpoint_every == 0 and step != cfg.steps:
+                if logger is not None:
+                    logger.flush()  # the rows up to this step go with the state
                 save(step)
+                state.save(step)
             bar.update(1)
     seconds = time.perf_counter() - start
     save(cfg.steps)
+    state.clear()
     if own_logger:
         logger.close()
     elif logger is not None:
@@ -240,3 +246,100 @@ ALGORITHMS = (
         summary="the RvS diffusion model of the dataset's actions (table 6); no learner",
     ),
 )
+
+
+# ----------------------------------------------------------------------------- resume
+STATE_NAME = "train_state.safetensors"
+
+
+class TrainState:
+    """What an interrupted score training needs to continue exactly: the live model, its EMA, AdamW's
+    state, the random streams (torch's global one, which dropout draws from, and the batch generator),
+    the loss accumulators between two logs, and the step; written to ``out_dir/train_state.safetensors``
+    beside each periodic checkpoint and removed when the training ends. A state made for another
+    dataset or config is ignored (the training starts over)."""
+
+    def __init__(self, out_dir, model, ema, opt, generator, accumulators, cfg, dataset_sha256) -> None:
+        from smacrl.nets.streams import RandomStreams
+
+        self.path = Path(out_dir) / STATE_NAME if out_dir is not None else None
+        self.model, self.ema, self.opt, self.acc = model, ema, opt, accumulators
+        self.streams = RandomStreams()
+        if generator is not None:
+            self.streams.add("batches", generator)
+        self.key = {"config": _resume_key(cfg), "dataset_sha256": dataset_sha256}
+
+    def save(self, step: int) -> None:
+        if self.path is None:
+            return
+        import json
+
+        from safetensors.torch import save as st_save
+
+        from smacrl.checkpoint import _flatten_optimizer
+        from smacrl.io import atomic_write_bytes
+
+        tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
+        tensors.update({f"ema.{k}": v for k, v in self.ema.state_dict().items()})
+        tensors.update({f"rng.{k}": v for k, v in self.streams.state_dict().items()})
+        tensors.update({"acc.loss": self.acc[0], "acc.gnorm": self.acc[1]})
+        optim = _flatten_optimizer("adamw", self.opt.state_dict(), tensors)
+        tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
+        meta = json.dumps({"step": step, "optimizer": optim, **self.key}, default=_plain)
+        atomic_write_bytes(self.path, st_save(tensors, metadata={"smacrl": meta}))
+
+    def resume(self) -> int:
+        """Load the state if there is one for this dataset and config; returns its step (else 0)."""
+        if self.path is None:
+            return 0
+        from smacrl.run import RunDir
+
+        if not self.path.exists():
+            RunDir(self.path.parent).truncate_metrics(-1)  # a fresh training: no rows of an earlier one
+            return 0
+        import json
+
+        from safetensors import safe_open
+
+        from smacrl.checkpoint import _unflatten_optimizer
+
+        with safe_open(str(self.path), framework="pt") as f:
+            meta = json.loads(f.metadata()["smacrl"])
+            tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no items()
+        if {k: meta.get(k) for k in self.key} != json.loads(json.dumps(self.key, default=_plain)):
+            print(f"{self.path}: made for another dataset or config; training from the start")
+            RunDir(self.path.parent).truncate_metrics(-1)
+            return 0
+        device = next(self.model.parameters()).device
+
+        def part(prefix: str) -> dict[str, torch.Tensor]:
+            return {k[len(prefix) :]: v.to(device) for k, v in tensors.items() if k.startswith(prefix)}
+
+        self.model.load_state_dict(part("model."))
+        self.ema.load_state_dict(part("ema."))
+        self.opt.load_state_dict(_unflatten_optimizer("adamw", meta["optimizer"], part("")))
+        self.streams.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("rng.")})
+        self.acc[0].copy_(tensors["acc.loss"])
+        self.acc[1].copy_(tensors["acc.gnorm"])
+        step = int(meta["step"])
+        RunDir(self.path.parent).truncate_metrics(step)
+        return step
+
+    def clear(self) -> None:
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+
+
+def _resume_key(cfg: ScoreConfig) -> dict:
+    """The config fields a resumed training must share with the interrupted one (all that change what
+    it computes; not its length, logging or progress display)."""
+    skip = {"steps", "progress", "out", "tensorboard", "wandb", "checkpoint_every", "device"}
+    return {k: v for k, v in dataclasses.asdict(cfg).items() if k not in skip}
+
+
+def _plain(obj):
+    if isinstance(obj, torch.Tensor):
+        return obj.item() if obj.numel() == 1 else obj.tolist()
+    if isinstance(obj, tuple | set):
+        return list(obj)
+    raise TypeError(f"not JSON serializable: {type(obj).__name__}")

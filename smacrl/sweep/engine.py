@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
 import json
 import os
 import time
@@ -20,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from smacrl.errors import SmacrlError
-from smacrl.io import atomic_write_json, atomic_write_text
+from smacrl.io import atomic_write_json, atomic_write_text, exclusive_lock
 from smacrl.sweep.grid import Grid, Stage, stages
 
 
@@ -137,27 +136,9 @@ def _finished_ids(out: Path) -> set[str]:
 
 
 # ----------------------------------------------------------------------------- one sweep per OUT
-@contextlib.contextmanager
 def sweep_lock(out: Path):
     """Hold ``OUT/.sweep.lock`` for the sweep's lifetime; the kernel releases it if the driver dies."""
-    out.mkdir(parents=True, exist_ok=True)
-    f = open(out / ".sweep.lock", "a+", encoding="utf-8")  # noqa: SIM115 - held until the sweep ends
-    try:
-        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        f.seek(0)
-        holder = f.read().strip() or "another process"
-        f.close()
-        raise SmacrlError(out, "lock", f"another sweep is running on this directory ({holder})") from None
-    f.seek(0)
-    f.truncate()
-    f.write(f"pid {os.getpid()}\n")
-    f.flush()
-    try:
-        yield
-    finally:
-        fcntl.flock(f, fcntl.LOCK_UN)
-        f.close()
+    return exclusive_lock(out / ".sweep.lock", wait=False, what="another sweep is running on this directory")
 
 
 # ----------------------------------------------------------------------------- the driver
@@ -197,9 +178,9 @@ def run_sweep(grid: Grid, out: str | Path, options: Options | None = None) -> di
         view = StageView(graph, status, opts.progress)
         if todo:
             init = dict(include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env})
-            if opts.address is None:
+            if opts.address is None:  # "local": a new instance, even where another cluster runs or once ran
                 init["num_cpus"] = opts.num_cpus or os.cpu_count()
-            ray.init(address=opts.address, **init)
+            ray.init(address=opts.address or "local", **init)
             try:
                 _run_graph(ray, todo, out, env, opts, status, errors, view)
             finally:
