@@ -68,7 +68,7 @@ def run_pipeline(
     data = dataset or str(ensure_dataset(task, progress))
     common = ["--seed", str(seed)] + ([] if progress else ["--no-progress"])
     common += ["--preset", preset] if preset else []
-    pre = ["pretrain", "--algo", offline, "--dataset", data, "--out", str(out / "offline"), *common]
+    pre = ["pretrain", "--algo", offline, "--dataset", data, "--task", task, "--out", str(out / "offline"), *common]
     pre += ["--steps", str(offline_steps)] if offline_steps else []
     trains_score = "score_steps" in {f.name for f in dataclasses.fields(registry.get(offline, "offline").config)}
     pre += ["--score-steps", str(score_steps)] if score_steps and trains_score else []

@@ -1,4 +1,4 @@
-"""``smacrl data make`` and ``smacrl data info``."""
+"""``smacrl data make``, ``smacrl data convert`` and ``smacrl data info``."""
 
 from __future__ import annotations
 
@@ -119,6 +119,31 @@ def cmd_data_make(args: argparse.Namespace, rest: list[str]) -> int:
     return 0
 
 
+def cmd_data_convert(args: argparse.Namespace, rest: list[str]) -> int:
+    """Turn a binary Adroit task's AWAC ``.npy`` files into its D4RL-layout dataset (Cal-QL's processing)."""
+    from pathlib import Path
+
+    from smacrl.cli import _no_extra
+    from smacrl.data.awac import FILES, convert
+    from smacrl.data.loaders import task_data_path
+
+    _no_extra(rest, args.parser)
+    name = args.task.split("-")[0]
+    folder = Path(args.dir) if args.dir else None
+    demos = args.demos or (folder / FILES["demos"].format(name=name) if folder else None)
+    bc = args.bc or (folder / FILES["bc"].format(name=name) if folder else None)
+    if demos is None or bc is None:
+        args.parser.error("give --dir DIR (holding AWAC's files) or both --demos and --bc")
+    out = args.out or task_data_path(args.task)
+    s = convert(args.task, demos, bc, out)
+    print(
+        f"wrote {s['out']}: {s['trajectories']} successful trajectories, {s['steps']:,} steps "
+        f"(demos {s['demos']['kept']} of {s['demos']['trajectories']}, BC {s['bc']['kept']} of "
+        f"{s['bc']['trajectories']}); load it with --dataset {args.task if not args.out else s['out']}"
+    )
+    return 0
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     from smacrl.cli import add_command
     from smacrl.data.tasks import TASKS
@@ -133,6 +158,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=None, help="env steps (default: the task protocol's)")
     p.add_argument("--no-progress", action="store_true")
+
+    p = add_command(sub, "convert", cmd_data_convert, "AWAC's binary Adroit .npy files -> the task's D4RL dataset")
+    binary = sorted(n for n, t in TASKS.items() if t.wrapper == "adroit_binary")
+    p.add_argument("task", metavar="TASK", choices=binary, help=f"one of: {', '.join(binary)}")
+    p.add_argument("--dir", default=None, help="folder with AWAC's {task}2_sparse.npy and {task}_bc_sparse4.npy")
+    p.add_argument("--demos", default=None, help="the expert demonstrations, {task}2_sparse.npy")
+    p.add_argument("--bc", default=None, help="the BC rollouts, {task}_bc_sparse4.npy")
+    p.add_argument("--out", default=None, help="output .hdf5 (default: the data cache, $SMACRL_DATA/TASK.hdf5)")
 
     p = add_command(sub, "info", cmd_data_info, "validate a dataset and print its statistics")
     p.add_argument("source", metavar="PATH|TASK", help="D4RL .hdf5 file, Minari dataset folder, or task name")

@@ -87,8 +87,9 @@ def get_generator(task: Task) -> Generator:
 
 
 # ----------------------------------------------------------------------------- writing
-def write_d4rl_hdf5(path: str | os.PathLike, data: Rollouts) -> Path:
-    """Write ``data`` in the D4RL layout; the file appears complete or not at all."""
+def write_d4rl_hdf5(path: str | os.PathLike, data: Rollouts, infos: dict[str, np.ndarray] | None = None) -> Path:
+    """Write ``data`` in the D4RL layout (``infos``: per-row arrays under ``infos/``); the file appears
+    complete or not at all."""
     buf = io.BytesIO()
     with h5py.File(buf, "w") as f:
         f.create_dataset("observations", data=np.asarray(data.observations, dtype=np.float32), compression="gzip")
@@ -101,6 +102,8 @@ def write_d4rl_hdf5(path: str | os.PathLike, data: Rollouts) -> Path:
         )
         for k, v in data.attrs.items():
             f.attrs[k] = v
+        for k, v in (infos or {}).items():
+            f.create_dataset(f"infos/{k}", data=np.asarray(v))
     return atomic_write_bytes(path, buf.getvalue())
 
 

@@ -198,14 +198,33 @@ def _check_action_bounds(path: Path, actions: np.ndarray, low: np.ndarray, high:
         )
 
 
-def _resolve_task(task: str | None, attrs_task: Any) -> Task | None:
+def _resolve_task(task: str | None, attrs_task: Any, recognized: str | None = None) -> Task | None:
+    """The task the data belong to: the one asked for, else the one the file names (smacrl's attribute),
+    else the one its file name or Minari metadata says (:func:`task_from_name`, :func:`task_from_env`)."""
     if task is not None:
         return get_task(task)
     if isinstance(attrs_task, bytes):
         attrs_task = attrs_task.decode()
     if isinstance(attrs_task, str) and attrs_task in TASKS:
         return TASKS[attrs_task]
+    return TASKS.get(recognized) if recognized else None
+
+
+def task_from_name(path: str | os.PathLike) -> str | None:
+    """A task from a file's name: ``<task>.hdf5`` as smacrl writes it, or D4RL's download name, which
+    spells the dashes of the dataset part as underscores (``hopper_medium_replay-v2.hdf5``)."""
+    stem = Path(path).name.removesuffix(".hdf5").removesuffix(".h5")
+    for name in (stem, stem.replace("_", "-")):
+        if name in TASKS:
+            return name
     return None
+
+
+def task_from_env(env_id: str | None) -> str | None:
+    """The task of a Minari dataset's ``env_spec`` id, when exactly one of the paper's tasks runs on that
+    env unchanged (no reward wrapper); Adroit's and the kitchen's envs need their task named."""
+    matches = [t.name for t in TASKS.values() if t.env_id == env_id and t.data == "d4rl" and t.wrapper is None]
+    return matches[0] if len(matches) == 1 else None
 
 
 def _finish(
@@ -255,7 +274,7 @@ def load_d4rl_hdf5(path: str | os.PathLike, task: str | None = None, *, gamma: f
             raw["next_observations"] = _read(path, f, "next_observations")
         infos_keys = sorted(f["infos"].keys()) if isinstance(f.get("infos"), h5py.Group) else []
         attrs = dict(f.attrs)
-    t = _resolve_task(task, attrs.get("task"))
+    t = _resolve_task(task, attrs.get("task"), task_from_name(path))
 
     for k, a in raw.items():
         _check_numeric(path, k, a)
@@ -370,6 +389,16 @@ def _space_bounds(meta_path: Path, meta: dict[str, Any]) -> tuple[np.ndarray, np
         raise DatasetError(meta_path, "action_space", f"unreadable: {e}") from e
 
 
+def _env_spec_id(meta: dict[str, Any]) -> str | None:
+    spec = meta.get("env_spec")
+    if isinstance(spec, str):
+        try:
+            spec = json.loads(spec)
+        except ValueError:
+            return None
+    return spec.get("id") if isinstance(spec, dict) else None
+
+
 def load_minari(folder: str | os.PathLike, task: str | None = None, *, gamma: float = 0.99) -> Dataset:
     folder = Path(folder)
     main, meta_path = _minari_files(folder)
@@ -379,7 +408,11 @@ def load_minari(folder: str | os.PathLike, task: str | None = None, *, gamma: fl
         raise DatasetError(meta_path, "file", f"not valid JSON: {e}") from e
     if not isinstance(meta, dict):
         raise DatasetError(meta_path, "file", "expected a JSON object")
-    t = get_task(task) if task is not None else None
+    t = _resolve_task(
+        task,
+        None,
+        task_from_name(str(meta.get("dataset_id", "")).replace("/", "-")) or task_from_env(_env_spec_id(meta)),
+    )
 
     obs_l, next_l, act_l, rew_l, term_l, trunc_l, ends_l = [], [], [], [], [], [], []
     with _open_h5(main) as f:

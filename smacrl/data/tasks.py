@@ -122,7 +122,10 @@ TASKS: dict[str, Task] = {
         Task("door-binary-v0", "AdroitHandDoor-v1", "d4rl", "adroit", "success", True, wrapper="adroit_binary",
              success_reward=0.0, needs="robotics", dims=(39, 28),
              description="door-cloned-v0 with successes only, binary reward"),
+        # pen: 100-step episodes, the limit of the pen-binary-v0 env Cal-QL evaluates on (mj_envs, as D4RL's
+        # pen tasks); gymnasium-robotics registers AdroitHandPen-v1 with 200. Door and relocate: 200 in both.
         Task("pen-binary-v0", "AdroitHandPen-v1", "d4rl", "adroit", "success", True, wrapper="adroit_binary",
+             env_kwargs={"max_episode_steps": 100},
              success_reward=0.0, needs="robotics", dims=(45, 24),
              description="pen-cloned-v0 with successes only, binary reward"),
         Task("relocate-binary-v0", "AdroitHandRelocate-v1", "d4rl", "adroit", "success", True,

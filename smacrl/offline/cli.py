@@ -23,7 +23,7 @@ def cmd_pretrain(args: argparse.Namespace, rest: list[str]) -> int:
         return _print_help_with_config(args.parser, args.algo, args.preset or "cpu", prog)
     if not args.dataset:
         args.parser.error("the following arguments are required: --dataset")
-    dataset = load_dataset(args.dataset)
+    dataset = load_dataset(args.dataset, args.task)
     preset = args.preset or task_preset(dataset.task)
     cfg = _config_from_cli(args.algo, preset, rest, prog)
     name = default_run_name(args.algo, dataset.task or Path(args.dataset).stem, cfg.seed)
@@ -38,4 +38,5 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p = add_command(subparsers, "pretrain", cmd_pretrain, "pre-train an actor-critic offline", add_help=False)
     p.add_argument("--algo", default="smac", choices=registry.names("offline"))
     p.add_argument("--dataset", help="dataset file, Minari folder, or task name (required)")
+    p.add_argument("--task", default=None, help="the task the data belong to, when the file does not say")
     p.add_argument("--preset", default=None, choices=PRESET_NAMES, help="default: the task's family, else cpu")

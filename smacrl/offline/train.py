@@ -21,6 +21,7 @@ import torch
 from smacrl.checkpoint import read_metadata
 from smacrl.data.dataset import Dataset
 from smacrl.data.replay import DatasetBuffer
+from smacrl.errors import ConfigError
 from smacrl.eval.rollout import eval_metrics
 from smacrl.logger import progress
 from smacrl.nets.actor_critic import ActorCritic, ActorCriticSpec
@@ -56,6 +57,13 @@ def pretrain(
     from smacrl.registry import get
 
     spec = get(algo, "offline")
+    if dataset.task is None and cfg.eval_every > 0:
+        raise ConfigError(
+            dataset.source,
+            "task",
+            "no task is bound to this data, so the run could not evaluate: name it with --task TASK "
+            "(smacrl data info lists what the file says) or train without evaluation with --eval-every 0",
+        )
     info = dict(info or {})
     if spec.prepare is not None:
         cfg, recorded = spec.prepare(cfg, dataset)

@@ -11,12 +11,12 @@ from smacrl.cli import _config_from_cli, _no_extra, _print_help_with_config, _wa
 from smacrl.errors import DatasetError, SmacrlError
 
 
-def _load_dataset(source: str):
+def _load_dataset(source: str, task: str | None = None):
     try:
         from smacrl.data import load_dataset
     except ImportError as e:
         raise SmacrlError(source, "dataset", f"the data package cannot load datasets here ({e})") from e
-    return load_dataset(source)
+    return load_dataset(source, task)
 
 
 def _dataset_return_mean(ds) -> float | None:
@@ -45,7 +45,7 @@ def cmd_train(args: argparse.Namespace, rest: list[str]) -> int:
     generator = seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
 
-    ds = _load_dataset(args.dataset)
+    ds = _load_dataset(args.dataset, args.task)
     obs = np.asarray(ds.observations, dtype=np.float32)
     actions = np.asarray(ds.actions, dtype=np.float32)
     w = np.asarray(ds.w, dtype=np.float32).reshape(-1)
@@ -189,6 +189,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         add_help=False,
     )
     p.add_argument("--dataset", help="dataset file or registered task name")
+    p.add_argument("--task", default=None, help="the task the data belong to, when the file does not say")
     p.add_argument("--out", type=Path, help="output directory (score.safetensors, config.json, metrics.jsonl)")
     p.add_argument("--preset", default="locomotion", choices=PRESET_NAMES)
 

@@ -26,7 +26,15 @@ def grid_from_args(args: argparse.Namespace) -> Grid:
         online_args=split_args(args.online_args),
         data_steps=args.data_steps,
         score_steps=args.score_steps,
+        datasets=dict(_binding(b, args.parser) for b in args.dataset or ()),
     )
+
+
+def _binding(text: str, parser: argparse.ArgumentParser) -> tuple[str, str]:
+    task, sep, path = text.partition("=")
+    if not sep or not task or not path:
+        parser.error(f"--dataset takes TASK=PATH, got '{text}'")
+    return task, path
 
 
 def measure_rates(graph: list[Stage], updates: int = 5) -> dict[tuple[str, str], float]:
@@ -119,6 +127,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--offline-args", default=None, help="config flags for every pre-training, e.g. '--steps 1000'")
     p.add_argument("--online-args", default=None, help="config flags for every fine-tuning")
     p.add_argument("--data-steps", type=int, default=None, help="env steps of generated datasets")
+    p.add_argument(
+        "--dataset",
+        action="append",
+        metavar="TASK=PATH",
+        help="the data file or Minari folder of a task (repeatable); others are generated",
+    )
     p.add_argument("--score-steps", type=int, default=None, help="score model training steps")
     p.add_argument("--out", required=True, help="the sweep directory (shared by all nodes on a cluster)")
     p.add_argument("--plan", action="store_true", help="print the stages and a cost estimate; start nothing")

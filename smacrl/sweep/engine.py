@@ -73,7 +73,8 @@ def _execute(stage: Stage) -> int:
 
     if stage.kind == "score":
         return _train_score(stage)
-    return main([*stage.argv, "--no-progress"] if stage.kind == "data" else list(stage.argv))
+    no_progress = stage.kind == "data" and stage.argv[1] == "make"
+    return main([*stage.argv, "--no-progress"] if no_progress else list(stage.argv))
 
 
 def _train_score(stage: Stage) -> int:
@@ -85,7 +86,9 @@ def _train_score(stage: Stage) -> int:
     steps = int(argv[argv.index("--score-steps") + 1]) if "--score-steps" in argv else None
     preset = argv[argv.index("--preset") + 1]
     rvs = make_config("smac", preset).rvs if "--no-rvs" not in argv else False
-    _, path = ensure_score_model(load_dataset(stage.task), preset, rvs=rvs, seed=0, progress=False, steps=steps)
+    source = argv[argv.index("--dataset") + 1]
+    dataset = load_dataset(source, stage.task)
+    _, path = ensure_score_model(dataset, preset, rvs=rvs, seed=0, progress=False, steps=steps)
     print(f"score model: {path}")
     return 0
 
@@ -115,8 +118,8 @@ def is_done(stage: Stage, out: Path) -> bool:
     """Whether ``stage``'s result is already in ``out`` (a rerun then skips it)."""
     from smacrl.checkpoint import read_metadata
 
-    if stage.kind == "data":
-        return (Path(stage.out) / f"{stage.task}.hdf5").exists()
+    if stage.kind == "data":  # the generated file (or the user's own file) is there
+        return Path(stage.out).exists()
     if stage.kind == "score":  # the model's cache key needs the dataset's hash: trust the stage's record
         return stage.id in _finished_ids(out)
     final = Path(stage.out) / "checkpoints" / "final.safetensors"

@@ -59,6 +59,9 @@ class Grid:
     """Env steps of a generated dataset (None: the generator's own protocol)."""
     score_steps: int | None = None
     """Training steps of the score model (None: the preset's)."""
+    datasets: dict[str, str] = dataclasses.field(default_factory=dict)
+    """Task -> a data file or Minari folder the user brings (the paper's original files); other tasks'
+    data are generated into the sweep's cache."""
 
     def __post_init__(self) -> None:
         for field, values in (("tasks", self.tasks), ("offline", self.offline), ("online", self.online)):
@@ -147,14 +150,22 @@ def stages(grid: Grid, out: str | Path) -> list[Stage]:
         preset = grid.preset or task_preset(task)
         common = ("--preset", preset, "--no-progress")
         data_id = f"data:{task}"
-        data_argv = ("data", "make", task) + (("--steps", str(grid.data_steps)) if grid.data_steps else ())
-        result.append(Stage(data_id, "data", data_argv, (), str(out / "cache" / "datasets"), task))
+        source = grid.datasets.get(task)
+        if source:  # the user's file: the stage validates it for the task
+            data_argv: tuple[str, ...] = ("data", "info", source, "--task", task)
+            data_file = source
+        else:
+            data_argv = ("data", "make", task) + (("--steps", str(grid.data_steps)) if grid.data_steps else ())
+            data_file = str(out / "cache" / "datasets" / f"{task}.hdf5")
+        result.append(Stage(data_id, "data", data_argv, (), data_file, task))
+        dataset = source or task
         needs_score = [a for a in grid.offline if "score_steps" in {f.name for f in _fields(a)}]
         score_id = f"score:{task}"
         if needs_score:
             algo = needs_score[0]
             smac = _config(algo, preset, grid.offline_args + grid.algo_args.get(f"offline.{algo}", ()), "offline")
-            argv = ("score", "--preset", preset) + (() if smac is None or smac.rvs else ("--no-rvs",))
+            argv = ("score", "--dataset", dataset, "--preset", preset)
+            argv += () if smac is None or smac.rvs else ("--no-rvs",)
             argv += ("--score-steps", str(grid.score_steps)) if grid.score_steps else ()
             result.append(Stage(score_id, "score", argv, (data_id,), str(out / "cache"), task))
         for algo in grid.offline:
@@ -165,14 +176,14 @@ def stages(grid: Grid, out: str | Path) -> list[Stage]:
                 root = _run_root(out, task, algo, seed)
                 off_id = f"offline:{task}/{algo}-s{seed}"
                 deps = (data_id, score_id) if algo in needs_score else (data_id,)
-                argv = ("pretrain", "--algo", algo, "--dataset", task, "--out", str(root / "offline"), "--seed",
-                        str(seed), *common, *score_args, *extra)  # fmt: skip
+                argv = ("pretrain", "--algo", algo, "--dataset", dataset, "--task", task, "--out",
+                        str(root / "offline"), "--seed", str(seed), *common, *score_args, *extra)  # fmt: skip
                 result.append(Stage(off_id, "offline", argv, deps, str(root / "offline"), task, steps, algo))
                 for online in grid.online:
                     o_extra = grid.online_args + grid.algo_args.get(f"online.{online}", ())
                     o_steps = _steps(online, preset, o_extra, "online")
                     argv = ("finetune", "--algo", online, "--checkpoint", str(root / "offline"), "--task", task,
-                            "--dataset", task, "--out", str(root / f"online-{online}"), "--seed", str(seed),
+                            "--dataset", dataset, "--out", str(root / f"online-{online}"), "--seed", str(seed),
                             *common, *o_extra)  # fmt: skip
                     result.append(
                         Stage(
