@@ -8,7 +8,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
-PYTEST_ARGS ?=
+# the suite's slow tests are real subprocesses, sweeps and signals, each on one thread: one worker per core
+PYTEST_ARGS ?= -n auto
 BIN := $(VENV)/bin
 
 .PHONY: install install-test demo test lint clean

@@ -1,7 +1,7 @@
 """``smacrl sweep``: the stage graph, and real sweeps on a local Ray instance and on a Ray head node.
 
 The Ray tests run the sweep as a separate process (as a user does, and so it can be SIGKILLed), on a
-tiny grid: the pendulum task, 600-step data, a 20-step score model, 60 offline and 60 online updates.
+tiny grid: the pendulum task, 400-step data, a 20-step score model, 30 offline and 30 online updates.
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from smacrl.errors import ConfigError
 from smacrl.sweep.grid import Grid, stages
 
 TASK = "pendulum-medium-replay"
-OFFLINE_ARGS = "--steps 60 --eval-every 30 --eval-episodes 2 --checkpoint-every 100000"
-ONLINE_ARGS = "--steps 60 --warmup-steps 50 --eval-every 30 --eval-after-first 10 --eval-episodes 2"
+OFFLINE_ARGS = "--steps 30 --eval-every 30 --eval-episodes 1 --checkpoint-every 100000"
+ONLINE_ARGS = "--steps 30 --warmup-steps 20 --eval-every 30 --eval-after-first 10 --eval-episodes 1"
 ONLINE_ARGS += " --checkpoint-every 100000"
-SMALL = ["--tasks", TASK, "--preset", "cpu", "--data-steps", "600", "--score-steps", "20",
+SMALL = ["--tasks", TASK, "--preset", "cpu", "--data-steps", "400", "--score-steps", "20",
          "--offline-args", OFFLINE_ARGS, "--online-args", ONLINE_ARGS]  # fmt: skip
 
 
@@ -147,7 +147,7 @@ def test_sweep_on_a_ray_head_node_reports_a_failing_cell_while_the_others_finish
         grid_file = tmp_path / "grid.toml"
         grid_file.write_text(
             f'tasks = ["{TASK}"]\noffline = ["iql", "td3bc"]\nonline = ["sac"]\nseeds = [0]\npreset = "cpu"\n'
-            f"data_steps = 600\noffline_args = {json.dumps(OFFLINE_ARGS.split())}\n"
+            f"data_steps = 400\noffline_args = {json.dumps(OFFLINE_ARGS.split())}\n"
             f"online_args = {json.dumps(ONLINE_ARGS.split())}\n"
             '[args.offline]\ntd3bc = ["--policy-delay", "often"]\n'
         )
