@@ -276,7 +276,7 @@ class TrainState:
 
         from safetensors.torch import save as st_save
 
-        from smacrl.checkpoint import _flatten_optimizer
+        from smacrl.checkpoint import _flatten_optimizer, _jsonable
         from smacrl.io import atomic_write_bytes
 
         tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
@@ -285,7 +285,7 @@ class TrainState:
         tensors.update({"acc.loss": self.acc[0], "acc.gnorm": self.acc[1]})
         optim = _flatten_optimizer("adamw", self.opt.state_dict(), tensors)
         tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
-        meta = json.dumps({"step": step, "optimizer": optim, **self.key}, default=_plain)
+        meta = json.dumps({"step": step, "optimizer": optim, **self.key}, default=_jsonable)
         atomic_write_bytes(self.path, st_save(tensors, metadata={"smacrl": meta}))
 
     def resume(self) -> int:
@@ -301,12 +301,12 @@ class TrainState:
 
         from safetensors import safe_open
 
-        from smacrl.checkpoint import _unflatten_optimizer
+        from smacrl.checkpoint import _jsonable, _unflatten_optimizer
 
         with safe_open(str(self.path), framework="pt") as f:
             meta = json.loads(f.metadata()["smacrl"])
             tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 - safe_open has no items()
-        if {k: meta.get(k) for k in self.key} != json.loads(json.dumps(self.key, default=_plain)):
+        if {k: meta.get(k) for k in self.key} != json.loads(json.dumps(self.key, default=_jsonable)):
             print(f"{self.path}: made for another dataset or config; training from the start")
             RunDir(self.path.parent).truncate_metrics(-1)
             return 0
@@ -335,11 +335,3 @@ def _resume_key(cfg: ScoreConfig) -> dict:
     it computes; not its length, logging or progress display)."""
     skip = {"steps", "progress", "out", "tensorboard", "wandb", "checkpoint_every", "device"}
     return {k: v for k, v in dataclasses.asdict(cfg).items() if k not in skip}
-
-
-def _plain(obj):
-    if isinstance(obj, torch.Tensor):
-        return obj.item() if obj.numel() == 1 else obj.tolist()
-    if isinstance(obj, tuple | set):
-        return list(obj)
-    raise TypeError(f"not JSON serializable: {type(obj).__name__}")
