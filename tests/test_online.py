@@ -1,6 +1,7 @@
 """Online fine-tuning: every online algorithm continues from an offline checkpoint (the common contract)."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -141,3 +142,45 @@ def test_run_pipeline_caches_and_resumes(pendulum_data, tmp_path, monkeypatch):
     assert main(args) == 0
     assert not (tmp_path / "cache").exists()
     assert [p.stat().st_mtime_ns for p in (off_final, on_final)] == stamps[:2]
+
+
+def test_matched_temperature_control_ignores_the_handed_over_coefficient(smac_ckpt):
+    from smacrl.configs import make_config
+    from smacrl.online.sac import build
+
+    ckpt = load_checkpoint(smac_ckpt / "checkpoints" / "final.safetensors")
+    handed = float(torch.exp(ckpt.extras["ent_coef"]["log_alpha"]))
+    protocol = build(ckpt.actor_critic, make_config("sac", "cpu", offline_algo="smac"), checkpoint=ckpt)
+    matched_cfg = make_config("sac", "cpu", offline_algo="smac", init_ent_coef=0.05, ent_coef_from_checkpoint=False)
+    matched = build(ckpt.actor_critic, matched_cfg, checkpoint=ckpt)
+    assert abs(handed - 0.05) > 0.1  # the checkpoint hands over something else
+    assert float(protocol.ent_coef().detach()) == pytest.approx(handed)
+    assert float(matched.ent_coef().detach()) == pytest.approx(0.05)
+
+
+def test_a_variant_keeps_its_label_through_finetune_and_report(pendulum_data, tmp_path):
+    from smacrl.eval.runs import load_run
+
+    cell = tmp_path / "runs" / "iql-variant-s0"
+    fast = ["--preset", "cpu", "--eval-episodes", "1", "--no-progress", "--trajectory-points", "0"]
+    assert main(["pretrain", "--algo", "iql", "--dataset", str(pendulum_data), "--task", "pendulum-medium-replay",
+                 "--steps", "30", "--eval-every", "30", "--label", "iql-variant", "--out", str(cell / "offline"),
+                 *fast]) == 0  # fmt: skip
+    assert main(["finetune", "--algo", "sac", "--checkpoint", str(cell / "offline"), "--steps", "20",
+                 "--warmup-steps", "10", "--eval-after-first", "10", "--eval-every", "20", "--label", "sac-matched",
+                 "--out", str(cell / "online-sac-matched"), *fast]) == 0  # fmt: skip
+    doc = json.loads((cell / "online-sac-matched" / "config.json").read_text())
+    assert doc["algo"] == "sac" and doc["offline_algo"] == "iql" and doc["offline_label"] == "iql-variant"
+    curve, offline = load_run(cell / "online-sac-matched")
+    assert (curve.offline, curve.online) == ("iql-variant", "sac-matched") and offline is not None
+
+    # committed results keep config.json + metrics.jsonl only, somewhere else: the offline curve is
+    # found beside the fine-tuning, though the recorded checkpoint path no longer exists
+    copy = tmp_path / "copy" / "iql-variant-s0"
+    for part in ("offline", "online-sac-matched"):
+        (copy / part).mkdir(parents=True)
+        for name in ("config.json", "metrics.jsonl"):
+            (copy / part / name).write_bytes((cell / part / name).read_bytes())
+    shutil.rmtree(tmp_path / "runs")
+    curve2, offline2 = load_run(copy / "online-sac-matched")
+    assert offline2 is not None and np.array_equal(offline2[0], offline[0]) and curve2.offline == "iql-variant"

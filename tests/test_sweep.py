@@ -72,6 +72,39 @@ def test_grid_file_expands_into_shared_stages(tmp_path):
         Grid(tasks=(TASK,), offline=("sac",), online=("sac",), seeds=(0,))
 
 
+def test_variants_run_an_algorithm_with_its_own_flags_under_their_own_name(tmp_path):
+    grid_file = tmp_path / "grid.toml"
+    grid_file.write_text(
+        'tasks = ["pendulum-medium-replay"]\noffline = ["smac", "smac-score-free"]\nonline = ["sac", "sac-matched"]\n'
+        'seeds = [0]\npreset = "cpu"\n[args.offline]\nsmac = ["--kappa", "3"]\n'
+        '[variants.smac-score-free]\nalgo = "smac"\nargs = ["--score-free"]\n'
+        '[variants.sac-matched]\nalgo = "sac"\nargs = ["--no-ent-coef-from-checkpoint", "--init-ent-coef", "0.05"]\n'
+    )
+    graph = {st.id: st for st in stages(Grid.from_toml(grid_file), tmp_path / "out")}
+    assert sum(st.kind == "score" for st in graph.values()) == 1  # one score model, shared by both
+    free = graph[f"offline:{TASK}/smac-score-free-s0"]
+    assert free.algo == "smac" and free.deps == (f"data:{TASK}", f"score:{TASK}")
+    argv = list(free.argv)
+    assert argv[argv.index("--algo") + 1] == "smac" and argv[-5:] == ["--kappa", "3", "--score-free", "--label",
+                                                                      "smac-score-free"]  # fmt: skip
+    assert argv[argv.index("--out") + 1].endswith("smac-score-free-s0/offline")
+    assert "--score-free" not in graph[f"offline:{TASK}/smac-s0"].argv
+    matched = graph[f"online:{TASK}/smac-score-free-s0/sac-matched"]
+    argv = list(matched.argv)
+    assert matched.algo == "sac" and argv[argv.index("--algo") + 1] == "sac"
+    assert argv[-5:] == ["--no-ent-coef-from-checkpoint", "--init-ent-coef", "0.05", "--label", "sac-matched"]
+    assert argv[argv.index("--out") + 1].endswith("smac-score-free-s0/online-sac-matched")
+
+    for bad, match in (('algo = "sac"', "unknown offline algorithm 'sac'"), ('algo = "nope"', "unknown")):
+        grid_file.write_text(f'tasks = ["t"]\noffline = ["v"]\nonline = ["sac"]\nseeds = [0]\n[variants.v]\n{bad}\n')
+        with pytest.raises(ConfigError, match=match):
+            Grid.from_toml(grid_file)
+    head = 'tasks = ["t"]\noffline = ["iql"]\nonline = ["sac"]\nseeds = [0]\n'
+    grid_file.write_text(head + '[variants.iql]\nalgo = "iql"\n')
+    with pytest.raises(ConfigError, match="variants.iql: needs a name of its own"):
+        Grid.from_toml(grid_file)
+
+
 # ----------------------------------------------------------------------------- local Ray
 def test_sweep_runs_each_stage_once_and_a_killed_sweep_ends_with_the_same_report(tmp_path):
     pytest.importorskip("ray")

@@ -204,7 +204,12 @@ class SACConfig(OnlineConfig):
     ent_coef_lr: float = 3e-4
     """Learning rate of log alpha_ent, SAC's entropy coefficient."""
     init_ent_coef: float = 1.0
-    """Initial entropy coefficient alpha_ent when the checkpoint carries none (IQL, TD3+BC)."""
+    """Initial entropy coefficient alpha_ent when the checkpoint carries none (IQL, TD3+BC), or always
+    with --no-ent-coef-from-checkpoint."""
+    ent_coef_from_checkpoint: bool = True
+    """Start from the entropy coefficient the offline checkpoint hands over (SMAC, CQL). False starts
+    every run from init_ent_coef: the matched-temperature control, where each offline algorithm's SAC
+    begins at the same temperature."""
 
 
 @dataclasses.dataclass

@@ -24,6 +24,9 @@ class RunOptions:
     """cpu, cuda, cuda:N or auto."""
     out: str | None = None
     """Run directory; default runs/<algo>-<task>-s<seed>."""
+    label: str | None = None
+    """The name this run goes by in reports, when it is a variant of its algorithm (smac-score-free,
+    sac-matched); default the algorithm's name. A fine-tuning reports its checkpoint's label too."""
     log_every: int = 1000
     """Steps between metric flushes (the only host syncs of the training loop)."""
     eval_every: int = 10_000

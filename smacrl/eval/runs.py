@@ -62,15 +62,26 @@ def load_run(run: Path) -> tuple[Curve, OfflineCurve | None]:
     steps, returns = _eval_curve(read_metrics(run))
     if not (steps == 0).any() or not (steps > 0).any():
         raise SmacrlError(run / "metrics.jsonl", "eval/return_mean", "needs the step-0 and at least one online eval")
-    online = canonical(doc["algo"], "online")
-    offline_algo = canonical(doc["offline_algo"], "offline")
+    # a variant (smac-score-free, sac-matched) is reported under its label, beside its algorithm
+    online = doc["config"].get("label") or canonical(doc["algo"], "online")
+    offline_algo = doc.get("offline_label") or canonical(doc["offline_algo"], "offline")
     curve = Curve(doc.get("task") or "task", offline_algo, online, int(doc["config"]["seed"]), steps, returns)
     offline = None
-    ckpt = doc.get("checkpoint")
-    if ckpt:
-        off_run = Path(ckpt).parent.parent
-        if (off_run / "metrics.jsonl").exists():
-            o_steps, o_ret = _eval_curve(read_metrics(off_run))
-            if len(o_steps):
-                offline = (o_steps, o_ret)
+    off_run = _offline_run(run, doc.get("checkpoint"))
+    if off_run is not None:
+        o_steps, o_ret = _eval_curve(read_metrics(off_run))
+        if len(o_steps):
+            offline = (o_steps, o_ret)
     return curve, offline
+
+
+def _offline_run(run: Path, checkpoint: str | None) -> Path | None:
+    """The offline run a fine-tuning started from: the checkpoint's run directory where it still is,
+    else the sibling ``offline/`` of the layout ``smacrl run`` and sweeps write (a copied or committed
+    set of runs, whose recorded checkpoint paths point elsewhere)."""
+    candidates = [Path(checkpoint).parent.parent] if checkpoint else []
+    candidates.append(run.parent / "offline")
+    for off_run in candidates:
+        if (off_run / "metrics.jsonl").exists():
+            return off_run
+    return None

@@ -203,8 +203,13 @@ def finetune(
     compile_learner(learner, cfg.compile)
     run = RunDir(run_dir).create()
     with run.lock():  # one writer per run directory
-        run.save_config(spec.name, cfg, preset=preset, checkpoint=str(path), offline_algo=ckpt.algo, task=task)
-        info = {"offline_algo": ckpt.algo, "offline_checkpoint": str(path), "preset": preset}
+        offline_label = ckpt.config.get("label") or ckpt.algo  # a variant (smac-score-free) keeps its name
+        run.save_config(
+            spec.name, cfg, preset=preset, checkpoint=str(path), offline_algo=ckpt.algo, offline_label=offline_label,
+            task=task,
+        )  # fmt: skip
+        info = {"offline_algo": ckpt.algo, "offline_label": offline_label, "offline_checkpoint": str(path),
+                "preset": preset}  # fmt: skip
         final, _, _ = online_loop(learner, cfg, task, run=run, dataset=dataset, algo=spec.name, ckpt_info=info)
     assert final is not None
     return final

@@ -4,7 +4,8 @@ Critic: ``sum_e mean (Q_e(s,a) - y)^2`` with the soft target
 ``y = r + gamma (1 - d) [reduce_e Q_target(s', a') - alpha_ent log pi(a'|s')]``, ``a' ~ pi(.|s')``.
 Actor: ``E[alpha_ent log pi(a|s) - Q(s, a)]``. Entropy coefficient ``alpha_ent``: tuned toward
 ``cfg.target_entropy_scale * |A|``; it starts from the checkpoint's own coefficient when the offline
-algorithm had one (SMAC, CQL), else from ``cfg.init_ent_coef``.
+algorithm had one (SMAC, CQL), else (or with ``ent_coef_from_checkpoint=False``, the
+matched-temperature control) from ``cfg.init_ent_coef``.
 
 Exploration samples the stochastic policy. An untransformed Gaussian actor (IQL's) works too: its
 samples are clipped into the action box before they reach the env or a critic.
@@ -74,9 +75,10 @@ class SAC:
 
 
 def build(ac: ActorCritic, cfg: SACConfig, *, checkpoint=None, **_) -> SAC:
-    """SAC around the loaded actor-critic; it keeps the checkpoint's entropy coefficient if it has one."""
+    """SAC around the loaded actor-critic; it keeps the checkpoint's entropy coefficient if it has one,
+    unless the config asks every run to start from ``init_ent_coef``."""
     ent_coef = None
-    if checkpoint is not None and "ent_coef" in checkpoint.extras:
+    if cfg.ent_coef_from_checkpoint and checkpoint is not None and "ent_coef" in checkpoint.extras:
         ent_coef = EntropyCoef()
         ent_coef.load_state_dict(checkpoint.extras["ent_coef"])
     return SAC(ac, cfg, ent_coef=ent_coef)

@@ -42,6 +42,14 @@ OUT/
 
 
 @dataclasses.dataclass(frozen=True)
+class Variant:
+    """A registered algorithm with flags of its own, run and reported under the variant's name."""
+
+    algo: str
+    args: tuple[str, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
 class Grid:
     tasks: tuple[str, ...]
     offline: tuple[str, ...]
@@ -62,19 +70,36 @@ class Grid:
     datasets: dict[str, str] = dataclasses.field(default_factory=dict)
     """Task -> a data file or Minari folder the user brings (the paper's original files); other tasks'
     data are generated into the sweep's cache."""
+    variants: dict[str, Variant] = dataclasses.field(default_factory=dict)
+    """Name -> a registered algorithm run with extra flags (an ablation or a control, such as
+    ``smac-score-free`` = smac with ``--score-free``). A name listed in ``offline`` or ``online`` runs as
+    that variant, and reports show it under its name (``--label``)."""
 
     def __post_init__(self) -> None:
         for field, values in (("tasks", self.tasks), ("offline", self.offline), ("online", self.online)):
             if not values:
                 raise ConfigError("grid", field, "is empty")
-        for name in self.offline:
-            registry.get(name, "offline", source="grid: offline")
-        for name in self.online:
-            registry.get(name, "online", source="grid: online")
+        for name, variant in self.variants.items():
+            if not name or any(c in name for c in "/ \t") or name in registry.names():
+                raise ConfigError(
+                    "grid", f"variants.{name}", "needs a name of its own (no spaces or '/', not an algorithm's)"
+                )
+            if not isinstance(variant, Variant):
+                raise ConfigError("grid", f"variants.{name}", "must give algo and args")
+        for phase, names in (("offline", self.offline), ("online", self.online)):
+            for name in names:
+                registry.get(self.resolve(name)[0], phase, source=f"grid: {phase}" + (
+                    f" (variants.{name}.algo)" if name in self.variants else ""))  # fmt: skip
         if self.preset is not None and self.preset not in PRESET_NAMES:
             raise ConfigError("grid", "preset", f"unknown preset '{self.preset}' (one of {', '.join(PRESET_NAMES)})")
         if not self.seeds:
             raise ConfigError("grid", "seeds", "is empty")
+
+    def resolve(self, name: str) -> tuple[str, tuple[str, ...]]:
+        """The algorithm a grid name runs and the flags that make it this variant (none for a plain
+        algorithm name)."""
+        v = self.variants.get(name)
+        return (name, ()) if v is None else (v.algo, (*v.args, "--label", name))
 
     @property
     def cells(self) -> list[tuple[str, str, str, int]]:
@@ -87,8 +112,9 @@ class Grid:
     @classmethod
     def from_toml(cls, path: str | Path) -> Grid:
         """A grid file: ``tasks``, ``offline``, ``online``, ``seeds`` (lists), optional ``preset``,
-        ``offline_args`` / ``online_args`` (lists of flags), ``data_steps``, ``score_steps``, and tables
-        ``[args.offline]`` / ``[args.online]`` mapping an algorithm to its own flags."""
+        ``offline_args`` / ``online_args`` (lists of flags), ``data_steps``, ``score_steps``, tables
+        ``[args.offline]`` / ``[args.online]`` mapping an algorithm to its own flags, and
+        ``[variants.NAME]`` tables, each with ``algo`` and ``args``."""
         p = Path(path)
         try:
             doc = tomllib.loads(p.read_text())
@@ -96,7 +122,7 @@ class Grid:
             raise ConfigError(p, "file", "does not exist") from None
         except tomllib.TOMLDecodeError as e:
             raise ConfigError(p, "toml", str(e)) from None
-        known = {f.name for f in dataclasses.fields(cls)} - {"algo_args"} | {"args"}
+        known = {f.name for f in dataclasses.fields(cls)} - {"algo_args"} | {"args", "variants"}
         for key in doc:
             if key not in known:
                 raise ConfigError(p, key, f"not a grid field (one of {', '.join(sorted(known))})")
@@ -105,12 +131,17 @@ class Grid:
             for phase, table in (doc.get("args") or {}).items()
             for name, flags in table.items()
         }
-        values = {k: v for k, v in doc.items() if k != "args"}
+        variants = {}
+        for name, table in (doc.get("variants") or {}).items():
+            if not isinstance(table, dict) or set(table) - {"algo", "args"} or "algo" not in table:
+                raise ConfigError(p, f"variants.{name}", "must be a table with algo and args")
+            variants[name] = Variant(str(table["algo"]), tuple(map(str, table.get("args", ()))))
+        values = {k: v for k, v in doc.items() if k not in ("args", "variants")}
         for key in ("tasks", "offline", "online", "seeds", "offline_args", "online_args"):
             if key in values:
                 values[key] = tuple(values[key])
         try:
-            return cls(**values, algo_args=per_algo)
+            return cls(**values, algo_args=per_algo, variants=variants)
         except TypeError as e:
             raise ConfigError(p, "grid", str(e)) from None
 
@@ -159,45 +190,55 @@ def stages(grid: Grid, out: str | Path) -> list[Stage]:
             data_file = str(out / "cache" / "datasets" / f"{task}.hdf5")
         result.append(Stage(data_id, "data", data_argv, (), data_file, task))
         dataset = source or task
-        needs_score = [a for a in grid.offline if "score_steps" in {f.name for f in _fields(a)}]
+        needs_score = [n for n in grid.offline if "score_steps" in {f.name for f in _fields(grid.resolve(n)[0])}]
         score_id = f"score:{task}"
         if needs_score:
             algo = needs_score[0]
-            smac = _config(algo, preset, grid.offline_args + grid.algo_args.get(f"offline.{algo}", ()), "offline")
+            smac = _config(grid.resolve(algo)[0], preset, _extra(grid, algo, "offline"), "offline")
             argv = ("score", "--dataset", dataset, "--preset", preset)
             argv += () if smac is None or smac.rvs else ("--no-rvs",)
             argv += ("--score-steps", str(grid.score_steps)) if grid.score_steps else ()
             result.append(Stage(score_id, "score", argv, (data_id,), str(out / "cache"), task))
-        for algo in grid.offline:
-            extra = grid.offline_args + grid.algo_args.get(f"offline.{algo}", ())
-            score_args = ("--score-steps", str(grid.score_steps)) if grid.score_steps and algo in needs_score else ()
+        for name in grid.offline:
+            algo = grid.resolve(name)[0]
+            extra = _extra(grid, name, "offline")
+            score_args = ("--score-steps", str(grid.score_steps)) if grid.score_steps and name in needs_score else ()
             steps = _steps(algo, preset, extra, "offline")
             for seed in grid.seeds:
-                root = _run_root(out, task, algo, seed)
-                off_id = f"offline:{task}/{algo}-s{seed}"
-                deps = (data_id, score_id) if algo in needs_score else (data_id,)
+                root = _run_root(out, task, name, seed)
+                off_id = f"offline:{task}/{name}-s{seed}"
+                deps = (data_id, score_id) if name in needs_score else (data_id,)
                 argv = ("pretrain", "--algo", algo, "--dataset", dataset, "--task", task, "--out",
                         str(root / "offline"), "--seed", str(seed), *common, *score_args, *extra)  # fmt: skip
                 result.append(Stage(off_id, "offline", argv, deps, str(root / "offline"), task, steps, algo))
                 for online in grid.online:
-                    o_extra = grid.online_args + grid.algo_args.get(f"online.{online}", ())
-                    o_steps = _steps(online, preset, o_extra, "online")
-                    argv = ("finetune", "--algo", online, "--checkpoint", str(root / "offline"), "--task", task,
+                    o_algo = grid.resolve(online)[0]
+                    o_extra = _extra(grid, online, "online")
+                    o_steps = _steps(o_algo, preset, o_extra, "online")
+                    argv = ("finetune", "--algo", o_algo, "--checkpoint", str(root / "offline"), "--task", task,
                             "--dataset", dataset, "--out", str(root / f"online-{online}"), "--seed", str(seed),
                             *common, *o_extra)  # fmt: skip
                     result.append(
                         Stage(
-                            f"online:{task}/{algo}-s{seed}/{online}",
+                            f"online:{task}/{name}-s{seed}/{online}",
                             "online",
                             argv,
                             (off_id,),
                             str(root / f"online-{online}"),
                             task,
                             o_steps,
-                            online,
+                            o_algo,
                         )  # fmt: skip
                     )
     return result
+
+
+def _extra(grid: Grid, name: str, phase: str) -> tuple[str, ...]:
+    """The flags of one grid name: the phase's, its algorithm's, then the variant's own (which win)."""
+    algo, own = grid.resolve(name)
+    per_variant = grid.algo_args.get(f"{phase}.{name}", ()) if name != algo else ()
+    common = grid.offline_args if phase == "offline" else grid.online_args
+    return common + grid.algo_args.get(f"{phase}.{algo}", ()) + per_variant + own
 
 
 def _fields(algo: str) -> Sequence[dataclasses.Field]:
