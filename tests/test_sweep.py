@@ -213,15 +213,20 @@ def test_progress_view_counts_stages_and_sweep_without_ray_says_what_to_install(
 
     grid = Grid(tasks=(TASK,), offline=("iql",), online=("sac", "td3"), seeds=(0,), preset="cpu")
     graph = stages(grid, tmp_path)  # data -> offline -> 2 online
-    view = StageView(graph, {}, enabled=True)  # stdout is captured: not a terminal, so log lines
-    assert view.state[f"data:{TASK}"] == "running" and view.state[f"offline:{TASK}/iql-s0"] == "queued"
+    view = StageView(graph, {}, enabled=True, slots=1)  # stdout is captured: not a terminal, so log lines
+    assert view.state[f"data:{TASK}"] == "ready" and view.state[f"offline:{TASK}/iql-s0"] == "queued"
     view.finished(f"data:{TASK}", "done", 4.0)
     view.finished(f"offline:{TASK}/iql-s0", "done", 10.0)
     line = capsys.readouterr().out.strip().splitlines()[-1]
-    assert line == f"sweep: [2/4] done offline:{TASK}/iql-s0 in 10 s; 2 running, 0 queued, eta unknown"
+    assert line == f"sweep: [2/4] done offline:{TASK}/iql-s0 in 10 s; 2 ready (1 running), 0 queued, eta unknown"
+    view.finished(f"online:{TASK}/iql-s0/sac", "done", 6.0)
+    # one stage left, of 6 s, on one slot; two such stages on one slot would take 12 s, not 6
+    assert capsys.readouterr().out.strip().splitlines()[-1].endswith("1 ready (1 running), 0 queued, eta 6s")
+    view.state[f"online:{TASK}/iql-s0/sac"] = "ready"
+    assert view._eta() == "12s"
     view.finished(f"online:{TASK}/iql-s0/sac", "failed", None)
     view.finished(f"online:{TASK}/iql-s0/td3", "done", 6.0)
-    assert capsys.readouterr().out.strip().splitlines()[-1].endswith("0 running, 0 queued, eta 0s")
+    assert capsys.readouterr().out.strip().splitlines()[-1].endswith("0 ready (0 running), 0 queued, eta 0s")
     console = Console(width=120, record=True)
     console.print(view._table())  # the live view a terminal shows
     text = console.export_text()

@@ -184,6 +184,7 @@ def run_sweep(grid: Grid, out: str | Path, options: Options | None = None) -> di
             if opts.address is None:  # "local": a new instance, even where another cluster runs or once ran
                 init["num_cpus"] = opts.num_cpus or os.cpu_count()
             ray.init(address=opts.address or "local", **init)
+            view.slots = max(1, int(ray.cluster_resources().get("CPU", 1)) // opts.cpus_per_trial)
             try:
                 _run_graph(ray, todo, out, env, opts, status, errors, view)
             finally:

@@ -8,15 +8,18 @@ from typing import Any
 
 from smacrl.sweep.grid import Stage
 
-STATES = ("queued", "running", "done", "skipped", "failed")
+STATES = ("queued", "ready", "done", "skipped", "failed")
 
 
 class StageView:
-    """Tracks each stage's state. A stage is *running* once every stage it depends on has finished
-    (Ray may still hold it for a free CPU), *queued* before that. The ETA divides the remaining stages'
-    expected time (the mean time of finished stages of the same kind) by the number running."""
+    """Tracks each stage's state. A stage is *ready* once every stage it depends on has finished (it
+    runs, or Ray holds it for a free CPU), *queued* before that. ``slots`` is how many stages the
+    cluster runs at once (its CPUs over the CPUs per stage), set once Ray is up. The ETA divides the
+    remaining stages' expected time (the mean time of finished stages of the same kind) by the number
+    that can run at once: the ready stages, at most ``slots``."""
 
-    def __init__(self, graph: list[Stage], status: dict[str, str], enabled: bool = True):
+    def __init__(self, graph: list[Stage], status: dict[str, str], enabled: bool = True, slots: int | None = None):
+        self.slots = slots
         self.graph = {st.id: st for st in graph}
         self.state = {sid: ("skipped" if status.get(sid) == "skipped" else "queued") for sid in self.graph}
         self.seconds: dict[str, float] = {}
@@ -59,10 +62,16 @@ class StageView:
         finished = {sid for sid, s in self.state.items() if s in ("done", "skipped")}
         for sid, st in self.graph.items():
             if self.state[sid] == "queued" and all(d in finished for d in st.deps):
-                self.state[sid] = "running"
+                self.state[sid] = "ready"
+
+    def _parallel(self) -> int:
+        ready = max(1, sum(1 for s in self.state.values() if s == "ready"))
+        return min(ready, self.slots) if self.slots else ready
 
     def _counts(self) -> str:
-        return ", ".join(f"{sum(1 for s in self.state.values() if s == k)} {k}" for k in ("running", "queued"))
+        n = {k: sum(1 for s in self.state.values() if s == k) for k in ("ready", "queued")}
+        slots = f" ({min(n['ready'], self.slots)} running)" if self.slots else ""
+        return f"{n['ready']} ready{slots}, {n['queued']} queued"
 
     def _eta(self) -> str:
         mean: dict[str, float] = {}
@@ -70,15 +79,14 @@ class StageView:
             times = [t for sid, t in self.seconds.items() if self.graph[sid].kind == kind]
             if times:
                 mean[kind] = sum(times) / len(times)
-        left = [st for sid, st in self.graph.items() if self.state[sid] in ("queued", "running")]
+        left = [st for sid, st in self.graph.items() if self.state[sid] in ("queued", "ready")]
         if not left:
             return "0s"
         if any(st.kind not in mean for st in left):
             return "unknown"
-        running = max(1, sum(1 for s in self.state.values() if s == "running"))
         from smacrl.logger import _duration
 
-        return _duration(sum(mean[st.kind] for st in left) / running)
+        return _duration(sum(mean[st.kind] for st in left) / self._parallel())
 
     def _table(self) -> Any:
         from rich.table import Table
@@ -93,7 +101,7 @@ class StageView:
             ids = [sid for sid, st in self.graph.items() if st.kind == kind]
             if ids:
                 table.add_row(kind, *(str(sum(1 for sid in ids if self.state[sid] == s)) for s in STATES))
-        running = [sid for sid, s in self.state.items() if s == "running"][:8]
-        if running:
-            table.caption = "running: " + ", ".join(running)
+        ready = [sid for sid, s in self.state.items() if s == "ready"][:8]
+        if ready:
+            table.caption = "ready: " + ", ".join(ready)
         return table
