@@ -72,13 +72,14 @@ class Policy:
 
     @property
     def label(self) -> str:
-        """``algo`` for offline checkpoints, ``offline -> online`` for fine-tuned ones."""
+        """``algo`` for offline checkpoints, ``offline -> online`` for fine-tuned ones; a variant's
+        ``--label`` (smac-score-free, sac-matched) in place of its algorithm's name."""
         from smacrl.registry import canonical
 
         info = self.meta.get("info") or {}
         phase = info.get("phase", "offline")
-        algo = canonical(self.algo, phase)
-        offline = info.get("offline_algo")
+        algo = (self.meta.get("config") or {}).get("label") or canonical(self.algo, phase)
+        offline = info.get("offline_label") or info.get("offline_algo")
         return f"{offline} → {algo}" if offline and phase == "online" else algo
 
     def flat(self) -> torch.Tensor:
