@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures as cf
-import json
 import math
 import os
 import subprocess
@@ -26,7 +25,7 @@ import sys
 import time
 from pathlib import Path
 
-from smacrl.logger import read_metrics
+from smacrl.logger import compact_metrics, read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "results" / "smac_ab"
@@ -211,31 +210,6 @@ def transfer_table(task: str) -> list[str]:
 def _finished(run: Path, transfer: bool) -> bool:
     done = (run / "offline" / "checkpoints" / "final.safetensors").exists()
     return done and (not transfer or (run / "online" / "checkpoints" / "final.safetensors").exists())
-
-
-def compact_metrics(path: Path, window: int = 250) -> bool:
-    """Rewrite a finished run's metrics.jsonl with its per-update rows averaged over windows of ``window``
-    updates (one row at the end of each window); evaluation, timing and episode rows are kept as they
-    are. The per-update rows of a 3,000-update run are about 1 MB; the committed copy keeps the signal.
-    Returns False when the file was already compact."""
-    rows = _rows(path)
-    per_update = [r for r in rows if any(k.split("/")[0] in ("offline", "online") and "episode_" not in k for k in r)]
-    if len(per_update) <= len(rows) // 4 or len(per_update) < 2 * (max(r["step"] for r in rows) // window):
-        return False
-    keep = [r for r in rows if r not in per_update]
-    buckets: dict[int, list[dict]] = {}
-    for r in per_update:
-        buckets.setdefault(-(-r["step"] // window) * window, []).append(r)
-    for end, group in buckets.items():
-        keys = {k for r in group for k in r if k != "step"}
-        mean = {k: sum(r[k] for r in group if isinstance(r.get(k), int | float)) / max(1, sum(
-            isinstance(r.get(k), int | float) for r in group)) for k in keys}  # fmt: skip
-        keep.append({"step": end, **mean})
-    keep.sort(key=lambda r: r["step"])
-    tmp = path.with_suffix(".jsonl.tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in keep))
-    tmp.replace(path)
-    return True
 
 
 def cmd_compact(args) -> None:

@@ -71,3 +71,31 @@ def test_progress_in_a_log_file_is_whole_lines(monkeypatch):
     disabled.update(10)
     disabled.close()
     assert stream.getvalue().count("\n") == 2  # a disabled bar writes nothing
+
+
+def test_compact_metrics_averages_update_rows_per_window_and_keeps_the_rest(tmp_path):
+    import json
+
+    from smacrl.logger import compact_metrics, read_metrics
+
+    rows = [{"step": 0, "eval/return_mean": -5.0}]
+    for step in range(1, 9):  # losses at every update; the alpha diagnostic at every other one
+        row = {"step": step, "online/loss_td": float(step)}
+        if step % 2 == 0:
+            row["offline/alpha_mean"] = 10.0 * step
+        rows.append(row)
+        if step == 4:
+            rows += [{"step": 4, "eval/return_mean": 1.0}, {"step": 4, "time/updates_per_s": 50.0}]
+    rows.append({"step": 6, "online/episode_return": 3.0, "online/episode_length": 200})
+    path = tmp_path / "metrics.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert compact_metrics(path, window=4)
+    got = read_metrics(path)
+    assert {"step": 4, "online/loss_td": 2.5, "offline/alpha_mean": 30.0} in got  # mean of 1..4, of 20 and 40
+    assert {"step": 8, "online/loss_td": 6.5, "offline/alpha_mean": 70.0} in got  # 5..8, 60 and 80
+    for r in rows:  # evaluations, timing and episodes as they were
+        if not any(k in r for k in ("online/loss_td", "offline/alpha_mean")):
+            assert r in got
+    assert len(got) == 4 + 2 and [r["step"] for r in got] == sorted(r["step"] for r in got)
+    before = path.read_bytes()
+    assert not compact_metrics(path, window=4) and path.read_bytes() == before  # already compact
