@@ -14,8 +14,9 @@ def test_demo_pipeline_writes_a_finite_report(pendulum_data, tmp_path, monkeypat
     (tmp_path / "data").mkdir()
     shutil.copy(pendulum_data, tmp_path / "data" / "pendulum-medium-replay.hdf5")
     out = tmp_path / "demo"
-    summary = run_demo(
+    summary = run_demo(  # the pendulum: the demo's maze data take minutes to generate
         out,
+        task="pendulum-medium-replay",
         methods=("smac", "cql"),
         offline_steps=30,
         online_steps=30,
@@ -32,13 +33,15 @@ def test_demo_pipeline_writes_a_finite_report(pendulum_data, tmp_path, monkeypat
         for key in ("j0", "j1", "drop", "regret_mean", "normalized_regret"):
             assert math.isfinite(r[key]), (r["offline"], key)
     md = (report / "summary.md").read_text()
+    assert md.startswith("# smacrl demo: offline-to-online on pendulum-medium-replay")
     assert "smac → sac" in md and "cql → sac" in md and "curves.png" in md and "landscape/line.png" in md
     assert len(summary["line"]) == 2 and all(math.isfinite(v["min"]) for v in summary["line"].values())
     # a rerun reuses every stage: no stage rewrites its final checkpoint
     finals = sorted(out.rglob("final.safetensors"))
     stamps = [p.stat().st_mtime_ns for p in finals]
-    code = main(["demo", "--out", str(out), "--methods", "smac", "cql", "--offline-steps", "30", "--online-steps",
-                 "30", "--score-steps", "40", "--eval-episodes", "2", "--no-progress"])  # fmt: skip
+    code = main(["demo", "--out", str(out), "--task", "pendulum-medium-replay", "--methods", "smac", "cql",
+                 "--offline-steps", "30", "--online-steps", "30", "--score-steps", "40", "--eval-episodes", "2",
+                 "--no-progress"])  # fmt: skip
     assert code == 0 and [p.stat().st_mtime_ns for p in finals] == stamps and len(finals) == 4
     printed = capsys.readouterr().out
     assert "smac -> sac: J(pi_0)" in printed and "summary.md" in printed
