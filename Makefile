@@ -21,8 +21,9 @@ $(VENV)/.torch: | $(BIN)/python
 	@$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q "$(TORCH_SPEC)"
 	@touch $@
 
+# the demo's task, the point maze, is gymnasium-robotics'
 install: $(VENV)/.torch
-	$(BIN)/pip install -q -e .
+	$(BIN)/pip install -q -e ".[robotics]"
 
 install-test: $(VENV)/.torch
 	$(BIN)/pip install -q -e ".[test]"
