@@ -101,7 +101,7 @@ def test_variants_run_an_algorithm_with_its_own_flags_under_their_own_name(tmp_p
             Grid.from_toml(grid_file)
     head = 'tasks = ["t"]\noffline = ["iql"]\nonline = ["sac"]\nseeds = [0]\n'
     grid_file.write_text(head + '[variants.iql]\nalgo = "iql"\n')
-    with pytest.raises(ConfigError, match="variants.iql: needs a name of its own"):
+    with pytest.raises(ConfigError, match=f"^{grid_file}: variants.iql: needs a name of its own"):
         Grid.from_toml(grid_file)
 
 

@@ -144,6 +144,8 @@ class Grid:
             return cls(**values, algo_args=per_algo, variants=variants)
         except TypeError as e:
             raise ConfigError(p, "grid", str(e)) from None
+        except ConfigError as e:  # the grid's own checks name "grid": name the file instead
+            raise ConfigError(p, e.field, e.problem) from None
 
 
 def split_args(text: str | None) -> tuple[str, ...]:
