@@ -168,9 +168,11 @@ def test_a_variant_keeps_its_label_through_finetune_and_report(pendulum_data, tm
                  *fast]) == 0  # fmt: skip
     assert main(["finetune", "--algo", "sac", "--checkpoint", str(cell / "offline"), "--steps", "20",
                  "--warmup-steps", "10", "--eval-after-first", "10", "--eval-every", "20", "--label", "sac-matched",
+                 "--no-ent-coef-from-checkpoint", "--init-ent-coef", "0.05",
                  "--out", str(cell / "online-sac-matched"), *fast]) == 0  # fmt: skip
     doc = json.loads((cell / "online-sac-matched" / "config.json").read_text())
     assert doc["algo"] == "sac" and doc["offline_algo"] == "iql" and doc["offline_label"] == "iql-variant"
+    assert doc["config"]["ent_coef_from_checkpoint"] is False and doc["config"]["init_ent_coef"] == 0.05
     curve, offline = load_run(cell / "online-sac-matched")
     assert (curve.offline, curve.online) == ("iql-variant", "sac-matched") and offline is not None
 
