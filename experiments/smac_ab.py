@@ -38,6 +38,7 @@ COMMON = ["--preset", "cpu", "--eval-episodes", "20", "--no-progress", "--trajec
 # the *_tc rows scale the entropy coefficient's learning rate with the budget (see docs/smac_readings.md).
 TC_OFF = ["--ent-coef-lr", "0.025"]  # 3e-4 * 250k / 3k offline steps
 TC_ON = ["--ent-coef-lr", "0.012"]  # 3e-4 * 200k / 5k online steps
+LONG = ["--steps", "10000", "--eval-every", "1000"]  # the reproduction's offline budget, where SMAC collapses
 VARIANTS: dict[str, tuple] = {
     "base": ("smac", []),
     "no_td_entropy": ("smac", ["--no-td-entropy"]),
@@ -63,6 +64,10 @@ VARIANTS: dict[str, tuple] = {
     "td3bc_tc": ("td3bc", [], TC_ON),
     "cql_tc": ("cql", TC_OFF, TC_ON),
     "calql_tc": ("calql", TC_OFF, TC_ON),
+    # at 10k updates (the *_10k rows change one thing against base_10k, SMAC's current defaults)
+    "base_10k": ("smac", LONG),
+    "td_entropy_10k": ("smac", [*LONG, "--td-entropy"]),
+    "alpha_min_0.05_10k": ("smac", [*LONG, "--alpha-min", "0.05"]),
 }
 TRANSFER_TASKS = ("pointmaze-umaze-binary",)
 
@@ -157,21 +162,27 @@ def _mse(xs: list[float]) -> str:
     return f"{m:.{digits}f} ± {se:.{digits}f} (n={len(xs)})"
 
 
-def offline_table(task: str) -> list[str]:
+def offline_table(task: str, long: bool = False) -> list[str]:
     key = "eval/success_rate" if "pointmaze" in task else "eval/return_mean"
+    steps = (3000, 6000, 10000) if long else (1000, 2000, 3000)
+    last = f"{steps[-1] // 1000}k"
     lines = [
-        f"### {task}: offline ({key.split('/')[1]}, mean ± s.e. over seeds)",
+        f"### {task}: offline{' at 10k updates' if long else ''} ({key.split('/')[1]}, mean ± s.e. over seeds)",
         "",
-        "| variant | at 1k | at 2k | at 3k | alpha at 3k | cos(policy) at 3k | q_spread at 3k | entropy at 3k |",
+        "| variant | "
+        + " | ".join(f"at {n // 1000}k" for n in steps)
+        + f" | alpha at {last} | cos(policy) at {last} | q_spread at {last} | entropy at {last} |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for v in VARIANTS:
+        if v.endswith("_10k") != long:
+            continue
         runs = [_rows(RESULTS / task / v / f"s{s}" / "offline" / "metrics.jsonl") for s in SEEDS]
         runs = [r for r in runs if r]
         if not runs:
             continue
         ev = [_evals(r, key) for r in runs]
-        cells = [_mse([e.get(step) for e in ev]) for step in (1000, 2000, 3000)]
+        cells = [_mse([e.get(step) for e in ev]) for step in steps]
         diag = [
             _mse([_last(r, f"offline/{k}") for r in runs]) if v in VARIANTS and VARIANTS[v][0] == "smac" else "—"
             for k in ("alpha_mean", "cos_policy", "q_spread", "entropy")
@@ -229,6 +240,8 @@ def cmd_table(args) -> None:
     lines = []
     for task in TASKS:
         lines += offline_table(task)
+    for task in TASKS:
+        lines += offline_table(task, long=True)
     for task in TRANSFER_TASKS:
         lines += transfer_table(task)
     text = "\n".join(lines)

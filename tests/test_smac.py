@@ -2,10 +2,12 @@
 
 import math
 
+import pytest
 import torch
 from torch import nn
 
 from smacrl.configs import make_config
+from smacrl.errors import ConfigError
 from smacrl.nets import ActorCritic, ActorCriticSpec
 from smacrl.offline.smac import SMAC, AlphaNet, action_gradient, mean_cosine, score_matching_loss
 
@@ -179,6 +181,23 @@ def test_alpha_init_and_parameterisations():
     lin(s).sum().backward()
     assert soft_collapsed.net.net[-1].bias.grad.abs().item() < 1e-12
     assert lin.net.net[-1].bias.grad.item() == 64.0
+
+
+def test_alpha_floor_keeps_alpha_off_zero_and_init_includes_it():
+    s = torch.randn(64, 2)
+    floored = AlphaNet(2, (16,), param="softplus", init=0.3, floor=0.05)
+    with torch.no_grad():
+        floored.net.net[-1].weight.zero_()  # the output is then the bias alone
+    torch.testing.assert_close(floored(s), torch.full((64,), 0.3))
+    with torch.no_grad():
+        floored.net.net[-1].bias.fill_(-50.0)  # where an unfloored softplus alpha has collapsed
+    torch.testing.assert_close(floored(s), torch.full((64,), 0.05))
+    with pytest.raises(ValueError, match="alpha_min"):
+        AlphaNet(2, (16,), param="softplus", init=0.05, floor=0.05)
+    with pytest.raises(ConfigError, match="alpha_init"):
+        make_config("smac", "cpu", alpha_min=0.1, alpha_init=0.05)
+    with pytest.raises(ConfigError, match="alpha_min"):
+        make_config("smac", "cpu", alpha_min=-0.1)
 
 
 def test_score_free_ablation_is_a_pure_action_gradient_penalty():

@@ -78,6 +78,9 @@ class SMACConfig(OfflineConfig):
     alpha_init: float | None = None
     """alpha_psi(s) at initialisation, set through the output bias (None: the layer's default, which
     gives about 0.69 under softplus and about 0 under linear)."""
+    alpha_min: float = 0.0
+    """A floor added to alpha_psi(s), so it cannot reach L_SM's trivial minimum (alpha = 0 with a flat
+    critic); not in the paper. alpha_init, when set, includes it."""
     score_target: Literal["score", "eps"] = "score"
     """What L_SM matches grad_a Q to: the score -eps_hat/sigma_k (units 1/action, |score| ~ 1/sigma_1 ~ 16
     near the data), or the noise prediction at the paper's scale, -eps_hat = sigma_k * score (|eps| ~ 1),
@@ -113,8 +116,14 @@ class SMACConfig(OfflineConfig):
     """Training steps of a score model trained for this run (None: the preset's)."""
 
     def __post_init__(self) -> None:
-        if self.alpha_param == "softplus" and self.alpha_init is not None and self.alpha_init <= 0:
-            raise ConfigError("--alpha-init", "alpha_init", f"must be > 0 under softplus, got {self.alpha_init}")
+        if self.alpha_min < 0:
+            raise ConfigError("--alpha-min", "alpha_min", f"must be >= 0, got {self.alpha_min}")
+        if self.alpha_param == "softplus" and self.alpha_init is not None and self.alpha_init <= self.alpha_min:
+            raise ConfigError(
+                "--alpha-init",
+                "alpha_init",
+                f"must be > alpha_min ({self.alpha_min}) under softplus, got {self.alpha_init}",
+            )
 
 
 # ----------------------------------------------------------------------------- IQL (table 8)

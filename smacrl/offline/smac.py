@@ -16,8 +16,9 @@ the dataset's action score (from the RvS diffusion model, :mod:`smacrl.score`)::
   uniform over the action box ``[-1, 1]^|A|``. Every ensemble member is regularized.
 - ``grad_a Q`` is taken with ``create_graph=True`` so ``L_SM`` trains theta (a double backward).
 - ``alpha_psi(s) = softplus(MLP(s)) > 0`` (``cfg.alpha_param="linear"``: the plain output, as in the
-  paper; ``cfg.alpha_init`` sets its starting value). The score convention of :mod:`smacrl.score` is
-  ``score = -eps_hat / sigma_k`` (pointing toward the data), so a positive ``alpha`` makes
+  paper; ``cfg.alpha_init`` sets its starting value; ``cfg.alpha_min`` adds a floor, so that the
+  trivial minimum of L_SM, alpha = 0 with a flat critic, is out of reach). The score convention of
+  :mod:`smacrl.score` is ``score = -eps_hat / sigma_k`` (pointing toward the data), so a positive ``alpha`` makes
   ``grad_a Q`` point toward the data too: out-of-data actions are valued less, in proportion to how
   far out they are. ``cfg.score_free`` is the ablation ``alpha = 0``: a pure action-gradient penalty.
 - Policy and temperature: SAC's, ``E[alpha_ent log pi(a|s) - Q(s,a)]`` with ``alpha_ent`` tuned toward
@@ -69,7 +70,8 @@ class AlphaNet(nn.Module):
     """``alpha_psi(s)``: the state-dependent scale between ``grad_a Q`` and the score.
 
     ``param="softplus"`` reads ``softplus(MLP(s)) > 0``; ``"linear"`` the plain output, as the paper
-    writes it. ``init`` sets the output bias so that alpha starts near that value.
+    writes it. ``floor`` is added to either, so alpha never falls below it under softplus. ``init``
+    sets the output bias so that alpha (floor included) starts near that value.
     """
 
     def __init__(
@@ -79,23 +81,25 @@ class AlphaNet(nn.Module):
         activation: str = "relu",
         param: str = "softplus",
         init: float | None = None,
+        floor: float = 0.0,
     ):
         super().__init__()
         if param not in ("softplus", "linear"):
             raise ValueError(f"unknown alpha_param '{param}' (softplus or linear)")
-        if param == "softplus" and init is not None and init <= 0:
-            raise ValueError(f"alpha_init must be > 0 under softplus, got {init}")
-        self.param = param
+        if param == "softplus" and init is not None and init <= floor:
+            raise ValueError(f"alpha_init must be > alpha_min ({floor}) under softplus, got {init}")
+        self.param, self.floor = param, floor
         self.net = MLP(obs_dim, hidden, 1, activation)
         if init is not None:
             out = self.net.net[-1]
-            bias = math.log(math.expm1(init)) if param == "softplus" else init
+            bias = math.log(math.expm1(init - floor)) if param == "softplus" else init - floor
             with torch.no_grad():
                 out.bias.fill_(bias)
 
     def forward(self, obs_n: torch.Tensor) -> torch.Tensor:
         x = self.net(obs_n).squeeze(-1)
-        return F.softplus(x) if self.param == "softplus" else x
+        x = F.softplus(x) if self.param == "softplus" else x
+        return x + self.floor if self.floor else x
 
 
 def score_matching_actions(ac: ActorCritic, obs_n: torch.Tensor) -> torch.Tensor:
@@ -169,7 +173,12 @@ class SMAC:
         self.ac, self.cfg, self.score_fn = ac, cfg, score_fn
         device = next(ac.parameters()).device
         self.alpha_net = AlphaNet(
-            ac.spec.obs_dim, tuple(cfg.alpha_hidden), cfg.alpha_activation, cfg.alpha_param, cfg.alpha_init
+            ac.spec.obs_dim,
+            tuple(cfg.alpha_hidden),
+            cfg.alpha_activation,
+            cfg.alpha_param,
+            cfg.alpha_init,
+            cfg.alpha_min,
         ).to(device)
         self.ent_coef = EntropyCoef(cfg.init_ent_coef).to(device)
         self.target_entropy = cfg.target_entropy_scale * ac.spec.act_dim
