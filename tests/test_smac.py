@@ -295,3 +295,23 @@ def test_cli_score_free_needs_no_score_model_and_a_bad_alpha_init_is_one_line(
     assert main([*common, "--alpha-init", "-1", "--out", str(tmp_path / "bad")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "alpha_init" in err
+
+
+def test_cli_alpha_min_lands_in_the_config_and_holds_alpha_up(pendulum_data, tmp_path, monkeypatch, capsys):
+    import json
+
+    from smacrl.cli import main
+    from smacrl.logger import read_metrics
+
+    monkeypatch.setenv("SMACRL_CACHE", str(tmp_path / "cache"))
+    common = ["pretrain", "--algo", "smac", "--dataset", str(pendulum_data), "--preset", "cpu", "--steps", "10",
+              "--score-steps", "20", "--eval-every", "0", "--log-every", "1", "--no-progress"]  # fmt: skip
+    out = tmp_path / "floored"
+    assert main([*common, "--alpha-min", "0.05", "--alpha-init", "0.0500001", "--alpha-lr", "0.1", "--out", str(out)]) == 0
+    assert json.loads((out / "config.json").read_text())["config"]["alpha_min"] == 0.05
+    alphas = [r["offline/alpha_mean"] for r in read_metrics(out / "metrics.jsonl") if "offline/alpha_mean" in r]
+    assert alphas and min(alphas) >= 0.05  # started just above the floor; never below it
+    capsys.readouterr()
+    assert main([*common, "--alpha-min", "-1", "--out", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "alpha_min" in err
