@@ -3,6 +3,7 @@
     python experiments/smac_ab.py run  [--jobs 2] [--only NAME ...]   run what is missing, resumable
     python experiments/smac_ab.py table [--out FILE]                  mean ± s.e. per variant
     python experiments/smac_ab.py compact                             shrink finished runs' metrics
+    python experiments/smac_ab.py sampled TASK VARIANT ...            final policies, sampled vs mean
 
 Each variant changes one thing against ``base``; every run is a plain ``smacrl pretrain`` (and, for
 the transfer, ``smacrl finetune --algo sac``) with the cpu preset and 20 evaluation episodes, one
@@ -72,7 +73,8 @@ VARIANTS: dict[str, tuple] = {
     "alpha_min_0.05_10k": ("smac", [*LONG, "--alpha-min", "0.05"]),
     # alpha_psi falls at a rate its optimizer sets (see docs/smac_readings.md): a tenfold slower alpha_psi
     "alpha_lr_1e-5_10k": ("smac", [*LONG, "--alpha-lr", "1e-5"]),
-    # hopper at the laptop preset (20,000 updates, 256-wide nets), offline only: the issue's third target
+    "alpha_lr_3e-5_10k": ("smac", [*LONG, "--alpha-lr", "3e-5"]),
+    # hopper at the laptop preset (20,000 updates, 256-wide nets; the issue's third target), → SAC at that preset
     "smac_laptop": ("smac", LAPTOP, LAPTOP),
     "iql_laptop": ("iql", LAPTOP, LAPTOP),
     "td3bc_laptop": ("td3bc", LAPTOP, LAPTOP),
@@ -170,7 +172,7 @@ def _mse(xs: list[float]) -> str:
     return f"{m:.{digits}f} ± {se:.{digits}f} (n={len(xs)})"
 
 
-# budget -> (evaluation steps shown, which variants); "3k" rows have no suffix
+# budget -> the evaluation steps its offline table shows; a variant's budget is its name's suffix
 BUDGETS = {"3k": (1000, 2000, 3000), "10k": (3000, 6000, 10000), "laptop": (5000, 10000, 20000)}
 
 
@@ -275,6 +277,26 @@ def cmd_table(args) -> None:
     print(text)
 
 
+def cmd_sampled(args) -> None:
+    """Re-evaluate the final offline checkpoints (kept locally, not committed) on 20 fresh episodes,
+    the policy's mean against its samples: is a variant's return a matter of taking the mode?"""
+    import torch
+
+    from smacrl.checkpoint import load_checkpoint
+    from smacrl.data.tasks import get_task
+    from smacrl.eval.rollout import evaluate
+
+    torch.set_num_threads(1)
+    env_id = get_task(args.task).env_id
+    for v in args.variants:
+        res = {True: [], False: []}
+        for s in SEEDS:
+            ac = load_checkpoint(RESULTS / args.task / v / f"s{s}" / "offline" / "checkpoints" / "final.safetensors")
+            for det in res:
+                res[det].append(evaluate(ac.actor_critic, env_id, 20, 100 + s, deterministic=det).return_mean)
+        print(f"{v}: deterministic {_mse(res[True])}, sampled {_mse(res[False])}", flush=True)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -286,8 +308,11 @@ def main() -> None:
     sub.add_parser("compact", help="average the per-update rows of finished runs over 250-update windows")
     t = sub.add_parser("table")
     t.add_argument("--out", default=None)
+    e = sub.add_parser("sampled")
+    e.add_argument("task", choices=(*TASKS, HOPPER))
+    e.add_argument("variants", nargs="+", choices=list(VARIANTS))
     args = p.parse_args()
-    {"run": cmd_run, "table": cmd_table, "compact": cmd_compact}[args.cmd](args)
+    {"run": cmd_run, "table": cmd_table, "compact": cmd_compact, "sampled": cmd_sampled}[args.cmd](args)
 
 
 if __name__ == "__main__":
