@@ -6,8 +6,9 @@
     python experiments/smac_ab.py sampled TASK VARIANT ...            final policies, sampled vs mean
 
 Each variant changes one thing against ``base``; every run is a plain ``smacrl pretrain`` (and, for
-the transfer, ``smacrl finetune --algo sac``) with the cpu preset and 20 evaluation episodes, one
-torch thread per process. Results land in ``results/smac_ab/<task>/<variant>/s<seed>/{offline,online}``;
+the transfer, ``smacrl finetune --algo sac``) with the cpu preset and 20 evaluation episodes (the
+``*_laptop`` rows: hopper, the laptop preset and 10 episodes), one torch thread per process.
+Results land in ``results/smac_ab/<task>/<variant>/s<seed>/{offline,online}``;
 only ``config.json`` and ``metrics.jsonl`` are committed (checkpoints are ignored), so the tables
 can be regenerated from the repository. A finished stage is skipped (the commands themselves skip a
 run whose final checkpoint exists, and resume an interrupted one).
