@@ -91,15 +91,17 @@ TRANSFER_TASKS = ("pointmaze-umaze-binary", HOPPER)
 
 # Online-only arms: one offline variant's hopper checkpoints fine-tuned by SAC for 5,000 steps, one online
 # change each against "handover" (the plain fine-tuning, cut short); the drop is read after 1,000 updates.
-# arm -> (offline variant, extra online flags); results in <variant>/s<seed>/online5k_<arm>.
+# arm -> (offline variant, extra online flags[, the checkpoint's run: "offline" unless named]); results in
+# <variant>/s<seed>/online5k_<arm>.
 ARM_STEPS = ["--steps", "5000"]
-ARMS: dict[str, tuple[str, list[str]]] = {
+ARMS: dict[str, tuple] = {
     "handover": ("smac_laptop", []),
     "temp1": ("smac_laptop", ["--no-ent-coef-from-checkpoint", "--init-ent-coef", "1.0"]),  # SAC's own start
     "muon": ("smac_laptop", ["--optimizer", "muon"]),  # the offline phase's optimizer kept online
     "data_only": ("smac_laptop", ["--dataset-fraction", "1.0"]),  # no online replay in the batches
     "critic_frozen": ("smac_laptop", ["--critic-lr", "0"]),  # only the actor (and temperature) learns
     "critic_frozen_data_only": ("smac_laptop", ["--critic-lr", "0", "--dataset-fraction", "1.0"]),  # both
+    "handover_25k": ("smac_laptop", [], "offline_cont"),  # plain SAC from the control's 25k checkpoints
 }
 
 
@@ -112,8 +114,8 @@ def _run(cmd: list[str], log: Path) -> int:
         return subprocess.call(cmd, stdout=f, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
 
 
-def _finetune(task: str, run: Path, seed: int, out: str, extra: list[str]) -> int:
-    cmd = [*SMACRL, "finetune", "--algo", "sac", "--checkpoint", str(run / "offline"), "--task", task]
+def _finetune(task: str, run: Path, seed: int, out: str, extra: list[str], source: str = "offline") -> int:
+    cmd = [*SMACRL, "finetune", "--algo", "sac", "--checkpoint", str(run / source), "--task", task]
     out_flags = ["--seed", str(seed), "--out", str(run / out), *COMMON, *_episodes(task)]
     return _run([*cmd, *out_flags, *extra], run / "log.txt")
 
@@ -163,12 +165,13 @@ def cmd_run(args) -> None:
 
 
 def arm_job(arm: str, seed: int) -> str:
-    variant, extra = ARMS[arm]
+    variant, extra, source = (*ARMS[arm], "offline")[:3]
     run = RESULTS / HOPPER / variant / f"s{seed}"
-    if not (run / "offline" / "checkpoints" / "final.safetensors").exists():
-        return f"{arm} s{seed}: no offline checkpoint (run --only {variant} first)"
+    if not (run / source / "checkpoints" / "final.safetensors").exists():
+        return f"{arm} s{seed}: no {source} checkpoint (run --only {variant} first, or extend for offline_cont)"
     t0 = time.time()
-    rc = _finetune(HOPPER, run, seed, f"online5k_{arm}", [*VARIANTS[variant][2], *ARM_STEPS, *extra])
+    flags = [*VARIANTS[variant][2], *ARM_STEPS, *extra]
+    rc = _finetune(HOPPER, run, seed, f"online5k_{arm}", flags, source)
     return f"{arm} s{seed}: rc={rc} in {time.time() - t0:.0f}s"
 
 
@@ -317,14 +320,15 @@ def arms_table() -> list[str]:
         cells = [_mse([e.get(step) for e in ev]) for step in (0, 1000, 2500, 5000)]
         drop = [e[0] - e[1000] for e in ev if 0 in e and 1000 in e]
         lines.append("| offline, continued (control) | smac_laptop | " + " | ".join([*cells, _mse(drop)]) + " |")
-    for arm, (variant, _) in ARMS.items():
+    for arm, (variant, _, *source) in ARMS.items():
+        variant_label = f"{variant} ({source[0]})" if source else variant
         runs = [_rows(RESULTS / HOPPER / variant / f"s{s}" / f"online5k_{arm}" / "metrics.jsonl") for s in SEEDS]
         ev = [_evals(r, key) for r in runs if r]
         if not ev:
             continue
         cells = [_mse([e.get(step) for e in ev]) for step in (0, 1000, 2500, 5000)]
         drop = [e[0] - e[1000] for e in ev if 0 in e and 1000 in e]
-        lines.append(f"| {arm} | {variant} | " + " | ".join([*cells, _mse(drop)]) + " |")
+        lines.append(f"| {arm} | {variant_label} | " + " | ".join([*cells, _mse(drop)]) + " |")
     return lines + [""]
 
 
@@ -343,7 +347,7 @@ def cmd_compact(args) -> None:
                     for phase in ("offline", "online"):
                         if (run / phase / "metrics.jsonl").exists():
                             n += compact_metrics(run / phase / "metrics.jsonl")
-    for arm, (variant, _) in ARMS.items():  # the arms and their control
+    for arm, (variant, *_) in ARMS.items():  # the arms and their control
         for seed in SEEDS:
             for phase in (f"online5k_{arm}", "offline_cont"):
                 run = RESULTS / HOPPER / variant / f"s{seed}" / phase
