@@ -33,6 +33,7 @@ import sys
 import time
 from pathlib import Path
 
+from smacrl.configs.presets import LAPTOP_STEPS
 from smacrl.logger import compact_metrics, read_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -93,7 +94,8 @@ TRANSFER_TASKS = ("pointmaze-umaze-binary", HOPPER)
 # change each against "handover" (the plain fine-tuning, cut short); the drop is read after 1,000 updates.
 # arm -> (offline variant, extra online flags[, the checkpoint's run: "offline" unless named]); results in
 # <variant>/s<seed>/online5k_<arm>.
-ARM_STEPS = ["--steps", "5000"]
+ARM_UPDATES = 5_000
+ARM_STEPS = ["--steps", str(ARM_UPDATES)]
 ARMS: dict[str, tuple] = {
     "handover": ("smac_laptop", []),
     "temp1": ("smac_laptop", ["--no-ent-coef-from-checkpoint", "--init-ent-coef", "1.0"]),  # SAC's own start
@@ -159,8 +161,13 @@ def cmd_run(args) -> None:
         for s in SEEDS
         for t in ((args.tasks or (HOPPER,)) if v.endswith("_laptop") else (args.tasks or TASKS))
     ]
-    with cf.ProcessPoolExecutor(args.jobs) as pool:
-        for line in pool.map(job, *zip(*jobs, strict=True)):
+    _in_parallel(job, jobs, args.jobs)
+
+
+def _in_parallel(fn, jobs: list[tuple], n: int) -> None:
+    """Run ``fn(*job)`` for every job, ``n`` processes at a time, printing each job's line as it ends."""
+    with cf.ProcessPoolExecutor(n) as pool:
+        for line in pool.map(fn, *zip(*jobs, strict=True)):
             print(line, flush=True)
 
 
@@ -188,26 +195,23 @@ def extend_job(seed: int) -> str:
         (dst / "checkpoints").mkdir(parents=True)
         for name in ("config.json", "metrics.jsonl"):
             shutil.copy(src / name, dst / name)
-        shutil.copy(src / "checkpoints" / "final.safetensors", dst / "checkpoints" / "step_000020000.safetensors")
-        (dst / "checkpoints" / "latest").write_text("step_000020000.safetensors\n")
+        resume_from = f"step_{LAPTOP_STEPS:09d}.safetensors"  # the name of a periodic checkpoint at that step
+        shutil.copy(src / "checkpoints" / "final.safetensors", dst / "checkpoints" / resume_from)
+        (dst / "checkpoints" / "latest").write_text(resume_from + "\n")
     t0 = time.time()
-    flags = [*COMMON, *_episodes(HOPPER), *VARIANTS[variant][1], "--steps", "25000", "--eval-every", "500"]
+    flags = [*COMMON, *_episodes(HOPPER), *VARIANTS[variant][1], "--steps", str(LAPTOP_STEPS + ARM_UPDATES)]
+    flags += ["--eval-every", "500"]
     cmd = [*SMACRL, "pretrain", "--algo", algo, "--dataset", HOPPER, "--seed", str(seed), "--out", str(dst)]
     rc = _run([*cmd, *flags], run / "log.txt")
     return f"extend s{seed}: rc={rc} in {time.time() - t0:.0f}s"
 
 
 def cmd_extend(args) -> None:
-    with cf.ProcessPoolExecutor(args.jobs) as pool:
-        for line in pool.map(extend_job, SEEDS):
-            print(line, flush=True)
+    _in_parallel(extend_job, [(s,) for s in SEEDS], args.jobs)
 
 
 def cmd_arms(args) -> None:
-    jobs = [(a, s) for a in (args.only or ARMS) for s in SEEDS]
-    with cf.ProcessPoolExecutor(args.jobs) as pool:
-        for line in pool.map(arm_job, *zip(*jobs, strict=True)):
-            print(line, flush=True)
+    _in_parallel(arm_job, [(a, s) for a in (args.only or ARMS) for s in SEEDS], args.jobs)
 
 
 # ----------------------------------------------------------------------------- tables
@@ -306,6 +310,13 @@ def transfer_table(task: str) -> list[str]:
     return lines + [""]
 
 
+def _arm_cells(ev: list[dict[int, float]]) -> str:
+    """J at 0, 1,000, 2,500 and 5,000 updates past the handover, and the drop J0 - J(1,000)."""
+    cells = [_mse([e.get(step) for e in ev]) for step in (0, 1000, 2500, ARM_UPDATES)]
+    drop = [e[0] - e[1000] for e in ev if 0 in e and 1000 in e]
+    return " | ".join([*cells, _mse(drop)])
+
+
 def arms_table() -> list[str]:
     key = "eval/normalized_return"
     lines = [
@@ -315,20 +326,16 @@ def arms_table() -> list[str]:
         "|---|---|---|---|---|---|---|",
     ]
     cont = [_rows(RESULTS / HOPPER / "smac_laptop" / f"s{s}" / "offline_cont" / "metrics.jsonl") for s in SEEDS]
-    ev = [{k - 20000: v for k, v in _evals(r, key).items() if k >= 20000} for r in cont if r]
+    ev = [{k - LAPTOP_STEPS: v for k, v in _evals(r, key).items() if k >= LAPTOP_STEPS} for r in cont if r]
     if ev:  # the control: offline SMAC continued, on the same schedule
-        cells = [_mse([e.get(step) for e in ev]) for step in (0, 1000, 2500, 5000)]
-        drop = [e[0] - e[1000] for e in ev if 0 in e and 1000 in e]
-        lines.append("| offline, continued (control) | smac_laptop | " + " | ".join([*cells, _mse(drop)]) + " |")
+        lines.append("| offline, continued (control) | smac_laptop | " + _arm_cells(ev) + " |")
     for arm, (variant, _, *source) in ARMS.items():
         variant_label = f"{variant} ({source[0]})" if source else variant
         runs = [_rows(RESULTS / HOPPER / variant / f"s{s}" / f"online5k_{arm}" / "metrics.jsonl") for s in SEEDS]
         ev = [_evals(r, key) for r in runs if r]
         if not ev:
             continue
-        cells = [_mse([e.get(step) for e in ev]) for step in (0, 1000, 2500, 5000)]
-        drop = [e[0] - e[1000] for e in ev if 0 in e and 1000 in e]
-        lines.append(f"| {arm} | {variant_label} | " + " | ".join([*cells, _mse(drop)]) + " |")
+        lines.append(f"| {arm} | {variant_label} | " + _arm_cells(ev) + " |")
     return lines + [""]
 
 
