@@ -434,6 +434,19 @@ def cmd_greedy(args) -> None:
         print(f"{v}: " + ", ".join(f"{k} {_mse(x)}" for k, x in res.items()), flush=True)
 
 
+def mode_on_grid(score_fn, obs, n_grid: int = 201):
+    """The mode of a 1-D action density in [-1, 1] at each state, from its score alone: log p up to a
+    constant is the score integrated over a grid (a cumulative sum), and the mode is its argmax.
+    ``score_fn(obs [B, obs], actions [B, 1]) -> [B, 1]``; returns actions ``[n, 1]``."""
+    import torch
+
+    grid = _grid(1, n_grid)
+    n = obs.shape[0]
+    score = score_fn(obs.repeat_interleave(n_grid, 0), grid.repeat(n, 1)).reshape(n, n_grid)
+    log_p = torch.cumsum(score * (2.0 / (n_grid - 1)), 1)
+    return grid[log_p.argmax(1)]
+
+
 def cmd_score_mode(args) -> None:
     """The pendulum's score model as a policy that takes the mode of p(a | s, w=1): log p up to a constant
     is the score integrated over a grid of 201 actions (1-D, so the integral is a cumulative sum); the
@@ -449,7 +462,6 @@ def cmd_score_mode(args) -> None:
     task = "pendulum-medium-replay"
     obs_dim, low, high = task_dims(task)
     model = load_score_model(args.score_model, obs_dim=obs_dim, act_dim=1)
-    grid = _grid(1, 201)
     center = torch.tensor((high + low) / 2, dtype=torch.float32)
     half = torch.tensor((high - low) / 2, dtype=torch.float32)
 
@@ -457,10 +469,7 @@ def cmd_score_mode(args) -> None:
 
         @torch.no_grad()
         def mode(obs, k=k):
-            n = obs.shape[0]
-            score = model.score(obs.repeat_interleave(len(grid), 0), grid.repeat(n, 1), w=1.0, k=k)
-            log_p = torch.cumsum(score.reshape(n, len(grid)) * (2.0 / (len(grid) - 1)), 1)
-            return center + half * grid[log_p.argmax(1)]
+            return center + half * mode_on_grid(lambda o, a: model.score(o, a, w=1.0, k=k), obs)
 
         rets = [run_episodes(mode, task_pool(task), range(100 + s, 120 + s)).return_mean for s in SEEDS]
         print(f"mode of p(a | s, w=1) at diffusion step k={k}: return {_mse(rets)}", flush=True)

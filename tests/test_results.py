@@ -52,3 +52,21 @@ def test_claims_are_judged_from_the_reports(tmp_path):
 
 def test_committed_claims_equal_what_the_script_makes_of_the_reports():
     assert (RESULTS / "claims.md").read_text() == _claims().render(RESULTS)
+
+
+def test_smac_ab_score_mode_finds_the_mode_of_an_analytic_density():
+    # experiments/smac_ab.py's score-mode integrates a score over a grid of actions; for a Gaussian
+    # N(mu(s), 0.3^2), whose score is -(a - mu(s)) / 0.3^2, the mode it finds must be mu(s)
+    import importlib.util
+
+    import torch
+
+    spec = importlib.util.spec_from_file_location("smac_ab", RESULTS.parent / "experiments" / "smac_ab.py")
+    smac_ab = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(smac_ab)
+    obs = torch.tensor([[-0.7], [0.0], [0.33], [0.9]])
+    mode = smac_ab.mode_on_grid(lambda o, a: -(a - o) / 0.3**2, obs)
+    assert torch.allclose(mode, obs, atol=0.011), mode  # the grid's spacing is 0.01
+    # a score pointing the other way has its argmax of log p at an edge of the box, not at mu(s)
+    edge = smac_ab.mode_on_grid(lambda o, a: (a - o) / 0.3**2, obs)
+    assert set(edge.flatten().tolist()) <= {-1.0, 1.0}
