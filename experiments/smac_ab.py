@@ -3,7 +3,7 @@
     python experiments/smac_ab.py run  [--jobs 2] [--only NAME ...]   run what is missing, resumable
     python experiments/smac_ab.py table [--out FILE]                  mean ± s.e. per variant
     python experiments/smac_ab.py compact                             shrink finished runs' metrics
-    python experiments/smac_ab.py arms [--only ARM ...]               online-only A/Bs on hopper
+    python experiments/smac_ab.py arms [--task T] [--only ARM ...]    online-only A/Bs (hopper, the maze)
     python experiments/smac_ab.py extend                              the control: SMAC offline, 5k more
     python experiments/smac_ab.py sampled TASK VARIANT ...            final policies, sampled vs mean
     python experiments/smac_ab.py greedy TASK VARIANT ...             final critics' argmax as a policy
@@ -90,20 +90,28 @@ VARIANTS: dict[str, tuple] = {
 }
 TRANSFER_TASKS = ("pointmaze-umaze-binary", HOPPER)
 
-# Online-only arms: one offline variant's hopper checkpoints fine-tuned by SAC for 5,000 steps, one online
-# change each against "handover" (the plain fine-tuning, cut short); the drop is read after 1,000 updates.
-# arm -> (offline variant, extra online flags[, the checkpoint's run: "offline" unless named]); results in
-# <variant>/s<seed>/online5k_<arm>.
+# Online-only arms: one offline variant's checkpoints fine-tuned by SAC for 5,000 steps, one online change
+# each against "handover" (the plain fine-tuning; on hopper cut short, on the maze the transfer run itself).
+# arm -> (extra online flags[, the checkpoint's run: "offline" unless named]); results in
+# <task>/<variant>/s<seed>/online5k_<arm>. The variant is ARM_VARIANT[task] unless --variants names others.
 ARM_UPDATES = 5_000
 ARM_STEPS = ["--steps", str(ARM_UPDATES)]
+MAZE = "pointmaze-umaze-binary"
+ARM_VARIANT = {HOPPER: "smac_laptop", MAZE: "smac_defaults"}
+ARM_READS = {HOPPER: (1000, 2500), MAZE: (250, 1000)}  # J(pi_1)'s step (the drop's) and one more, per task
+SM_KAPPA = "40"  # SMAC's offline kappa at every preset used here (table 7)
 ARMS: dict[str, tuple] = {
-    "handover": ("smac_laptop", []),
-    "temp1": ("smac_laptop", ["--no-ent-coef-from-checkpoint", "--init-ent-coef", "1.0"]),  # SAC's own start
-    "muon": ("smac_laptop", ["--optimizer", "muon"]),  # the offline phase's optimizer kept online
-    "data_only": ("smac_laptop", ["--dataset-fraction", "1.0"]),  # no online replay in the batches
-    "critic_frozen": ("smac_laptop", ["--critic-lr", "0"]),  # only the actor (and temperature) learns
-    "critic_frozen_data_only": ("smac_laptop", ["--critic-lr", "0", "--dataset-fraction", "1.0"]),  # both
-    "handover_25k": ("smac_laptop", [], "offline_cont"),  # plain SAC from the control's 25k checkpoints
+    "handover": ([],),
+    "temp1": (["--no-ent-coef-from-checkpoint", "--init-ent-coef", "1.0"],),  # SAC's own starting temperature
+    "muon": (["--optimizer", "muon"],),  # the offline phase's optimizer kept online
+    "data_only": (["--dataset-fraction", "1.0"],),  # no online replay in the batches
+    "critic_frozen": (["--critic-lr", "0"],),  # only the actor (and temperature) learns
+    "critic_frozen_data_only": (["--critic-lr", "0", "--dataset-fraction", "1.0"],),  # both
+    "handover_25k": ([], "offline_cont"),  # plain SAC from the control's 25k checkpoints
+    # SMAC's kappa * L_SM kept in the online critic, over dataset and replay states, alpha_psi frozen (not the
+    # paper's SAC); and its score-free control, kappa ||grad_a Q||^2 alone, which fits any checkpoint
+    "score_matching": (["--score-matching-kappa", SM_KAPPA],),
+    "grad_penalty": (["--score-matching-kappa", SM_KAPPA, "--score-matching-alpha", "zero"],),
 }
 
 
@@ -171,15 +179,15 @@ def _in_parallel(fn, jobs: list[tuple], n: int) -> None:
             print(line, flush=True)
 
 
-def arm_job(arm: str, seed: int) -> str:
-    variant, extra, source = (*ARMS[arm], "offline")[:3]
-    run = RESULTS / HOPPER / variant / f"s{seed}"
+def arm_job(task: str, variant: str, arm: str, seed: int) -> str:
+    extra, source = (*ARMS[arm], "offline")[:2]
+    run = RESULTS / task / variant / f"s{seed}"
     if not (run / source / "checkpoints" / "final.safetensors").exists():
         return f"{arm} s{seed}: no {source} checkpoint (run --only {variant} first, or extend for offline_cont)"
     t0 = time.time()
-    flags = [*VARIANTS[variant][2], *ARM_STEPS, *extra]
-    rc = _finetune(HOPPER, run, seed, f"online5k_{arm}", flags, source)
-    return f"{arm} s{seed}: rc={rc} in {time.time() - t0:.0f}s"
+    flags = [*(VARIANTS[variant][2:] or [[]])[0], *ARM_STEPS, *extra]
+    rc = _finetune(task, run, seed, f"online5k_{arm}", flags, source)
+    return f"{task} {variant} {arm} s{seed}: rc={rc} in {time.time() - t0:.0f}s"
 
 
 def extend_job(seed: int) -> str:
@@ -211,7 +219,9 @@ def cmd_extend(args) -> None:
 
 
 def cmd_arms(args) -> None:
-    _in_parallel(arm_job, [(a, s) for a in (args.only or ARMS) for s in SEEDS], args.jobs)
+    variants = args.variants or [ARM_VARIANT[args.task]]
+    jobs = [(args.task, v, a, s) for v in variants for a in (args.only or ARMS) for s in SEEDS]
+    _in_parallel(arm_job, jobs, args.jobs)
 
 
 # ----------------------------------------------------------------------------- tables
@@ -310,33 +320,46 @@ def transfer_table(task: str) -> list[str]:
     return lines + [""]
 
 
-def _arm_cells(ev: list[dict[int, float]]) -> str:
-    """J at 0, 1,000, 2,500 and 5,000 updates past the handover, and the drop J0 - J(1,000)."""
-    cells = [_mse([e.get(step) for e in ev]) for step in (0, 1000, 2500, ARM_UPDATES)]
-    drop = [e[0] - e[1000] for e in ev if 0 in e and 1000 in e]
+def _arm_cells(ev: list[dict[int, float]], task: str) -> str:
+    """J at 0, at J(pi_1)'s step, at one later step and at 5,000 updates past the handover, and the drop."""
+    first, later = ARM_READS[task]
+    cells = [_mse([e.get(step) for e in ev]) for step in (0, first, later, ARM_UPDATES)]
+    drop = [e[0] - e[first] for e in ev if 0 in e and first in e]
     return " | ".join([*cells, _mse(drop)])
 
 
-def arms_table() -> list[str]:
-    key = "eval/normalized_return"
+def arms_table(task: str) -> list[str]:
+    key = "eval/normalized_return" if task == HOPPER else "eval/success_rate"
+    first, later = ARM_READS[task]
     lines = [
-        f"### {HOPPER}: online-only arms, SAC for 5,000 steps ({key.split('/')[1]}, mean ± s.e. over seeds)",
+        f"### {task}: online-only arms, SAC for 5,000 steps ({key.split('/')[1]}, mean ± s.e. over seeds)",
         "",
-        "| arm | offline variant | J(pi_0) | after 1,000 updates | after 2,500 | after 5,000 | drop (J0 - J1) |",
+        f"| arm | offline variant | J(pi_0) | after {first:,} updates | after {later:,} | after 5,000 | drop |",
         "|---|---|---|---|---|---|---|",
     ]
-    cont = [_rows(RESULTS / HOPPER / "smac_laptop" / f"s{s}" / "offline_cont" / "metrics.jsonl") for s in SEEDS]
-    ev = [{k - LAPTOP_STEPS: v for k, v in _evals(r, key).items() if k >= LAPTOP_STEPS} for r in cont if r]
-    if ev:  # the control: offline SMAC continued, on the same schedule
-        lines.append("| offline, continued (control) | smac_laptop | " + _arm_cells(ev) + " |")
-    for arm, (variant, _, *source) in ARMS.items():
-        variant_label = f"{variant} ({source[0]})" if source else variant
-        runs = [_rows(RESULTS / HOPPER / variant / f"s{s}" / f"online5k_{arm}" / "metrics.jsonl") for s in SEEDS]
-        ev = [_evals(r, key) for r in runs if r]
-        if not ev:
-            continue
-        lines.append(f"| {arm} | {variant_label} | " + _arm_cells(ev) + " |")
-    return lines + [""]
+    if task == HOPPER:
+        cont = [_rows(RESULTS / HOPPER / "smac_laptop" / f"s{s}" / "offline_cont" / "metrics.jsonl") for s in SEEDS]
+        ev = [{k - LAPTOP_STEPS: v for k, v in _evals(r, key).items() if k >= LAPTOP_STEPS} for r in cont if r]
+        if ev:  # the control: offline SMAC continued, on the same schedule
+            lines.append("| offline, continued (control) | smac_laptop | " + _arm_cells(ev, task) + " |")
+    for variant in VARIANTS:
+        # on the maze the handover is the transfer run itself (same flags, same 5,000 steps)
+        phases = {"handover (the transfer run)": "online"} if task != HOPPER else {}
+        phases |= {arm: f"online5k_{arm}" for arm in ARMS}
+        for arm, phase in phases.items():
+            runs = [_rows(RESULTS / task / variant / f"s{s}" / phase / "metrics.jsonl") for s in SEEDS]
+            ev = [_evals(r, key) for r in runs if r]
+            if not ev or (phase == "online" and not any(_arm_dirs(task, variant))):
+                continue
+            source = ARMS[arm][1:] if arm in ARMS else ()
+            label = f"{variant} ({source[0]})" if source else variant
+            lines.append(f"| {arm} | {label} | " + _arm_cells(ev, task) + " |")
+    return lines + [""] if len(lines) > 4 else []
+
+
+def _arm_dirs(task: str, variant: str) -> list[Path]:
+    """The finished or started arm runs of one offline variant."""
+    return [p for s in SEEDS for p in (RESULTS / task / variant / f"s{s}").glob("online5k_*")]
 
 
 def cmd_compact(args) -> None:
@@ -348,12 +371,13 @@ def cmd_compact(args) -> None:
                     run = RESULTS / task / variant / f"s{seed}" / phase
                     if (run / "checkpoints" / "final.safetensors").exists():
                         n += compact_metrics(run / "metrics.jsonl")
-    for arm, (variant, *_) in ARMS.items():  # the arms and their control
-        for seed in SEEDS:
-            for phase in (f"online5k_{arm}", "offline_cont"):
-                run = RESULTS / HOPPER / variant / f"s{seed}" / phase
-                if (run / "checkpoints" / "final.safetensors").exists():
-                    n += compact_metrics(run / "metrics.jsonl")
+    for task in ARM_VARIANT:  # the arms and hopper's control
+        for variant in VARIANTS:
+            for seed in SEEDS:
+                for phase in (*(f"online5k_{arm}" for arm in ARMS), "offline_cont"):
+                    run = RESULTS / task / variant / f"s{seed}" / phase
+                    if (run / "checkpoints" / "final.safetensors").exists():
+                        n += compact_metrics(run / "metrics.jsonl")
     print(f"compacted {n} metrics files")
 
 
@@ -367,7 +391,8 @@ def cmd_table(args) -> None:
         lines += offline_table(task, "laptop")
     for task in TRANSFER_TASKS:
         lines += transfer_table(task)
-    lines += arms_table()
+    for task in ARM_VARIANT:
+        lines += arms_table(task)
     text = "\n".join(lines)
     if args.out:
         Path(args.out).write_text(text + "\n")
@@ -486,6 +511,8 @@ def main() -> None:
     a = sub.add_parser("arms")
     a.add_argument("--jobs", type=int, default=2)
     a.add_argument("--only", nargs="*", choices=list(ARMS))
+    a.add_argument("--task", default=HOPPER, choices=list(ARM_VARIANT))
+    a.add_argument("--variants", nargs="*", choices=list(VARIANTS), help="offline variants (default: the task's SMAC)")
     x = sub.add_parser("extend")
     x.add_argument("--jobs", type=int, default=2)
     sub.add_parser("compact", help="average the per-update rows of finished runs over 250-update windows")

@@ -1,5 +1,6 @@
 """Online fine-tuning: every online algorithm continues from an offline checkpoint (the common contract)."""
 
+import copy
 import json
 import shutil
 
@@ -186,3 +187,126 @@ def test_a_variant_keeps_its_label_through_finetune_and_report(pendulum_data, tm
     shutil.rmtree(tmp_path / "runs")
     curve2, offline2 = load_run(copy / "online-sac-matched")
     assert offline2 is not None and np.array_equal(offline2[0], offline[0]) and curve2.offline == "iql-variant"
+
+
+# ----------------------------------------------------------------------------- L_SM kept online
+def _online_smac_batch(n=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    s = torch.rand(n, 2, generator=g) * 2 - 1
+    return {"obs": s, "actions": torch.rand(n, 2, generator=g) * 2 - 1, "rewards": torch.rand(n, generator=g),
+            "next_obs": torch.rand(n, 2, generator=g) * 2 - 1, "terminals": torch.zeros(n)}  # fmt: skip
+
+
+def _sac_with_score_matching(kappa, seed=0):
+    from smacrl.configs import make_config
+    from smacrl.nets import ActorCritic, ActorCriticSpec
+    from smacrl.offline.smac import AlphaNet
+    from smacrl.online.sac import SAC, FrozenScoreMatching
+
+    torch.manual_seed(seed)
+    nets = make_config("smac", "cpu", critic_hidden=(32,), actor_hidden=(32,), ensemble_size=2)
+    ac = ActorCritic(ActorCriticSpec.from_config(nets, 2, (-1.0, -1.0), (1.0, 1.0)))
+    cfg = make_config("sac", "cpu", score_matching_kappa=kappa)
+    alpha_net = AlphaNet(2, (8,), init=0.3)
+    score = lambda s, a: -(a - 0.5 * s) / 0.2**2  # noqa: E731  (grad_a log N(a; s/2, 0.2^2 I))
+    return SAC(ac, cfg, score_matching=FrozenScoreMatching(alpha_net, score) if kappa else None), score
+
+
+def test_online_score_matching_adds_kappa_l_sm_over_both_halves_with_alpha_frozen():
+    from smacrl.offline.smac import action_gradient, score_matching_actions
+
+    batch = _online_smac_batch()
+    sac, score = _sac_with_score_matching(kappa=2.0)
+    alpha_before = {k: v.clone() for k, v in sac.score_matching.alpha_net.state_dict().items()}
+    # the hand computation, on a copy taken before the update: rows even first, then odd, so B(A)'s policy
+    # half holds states from both the dataset's rows (first) and the replay's (second); alpha fixed
+    ac = copy.deepcopy(sac.ac)
+    torch.manual_seed(9)
+    from smacrl.losses import td_target
+
+    obs_n = ac.obs_norm(batch["obs"])
+    td_target(
+        ac, ac.obs_norm(batch["next_obs"]), batch["rewards"], batch["terminals"], 0.99, ent_coef=sac.ent_coef().detach()
+    )  # fmt: skip  (the same random draws as update's target)
+    order = torch.tensor([*range(0, 64, 2), *range(1, 64, 2)])
+    a = score_matching_actions(ac, obs_n[order])
+    grad, _ = action_gradient(ac.critic, obs_n[order], a, 2)
+    with torch.no_grad():
+        alpha = sac.score_matching.alpha_net(obs_n[order])
+    want = (grad.detach() - alpha[None, :, None] * score(batch["obs"][order], a)[None]).square().sum(-1).mean(-1).sum()
+    torch.manual_seed(9)
+    metrics = sac.update(batch)
+    torch.testing.assert_close(metrics["loss_sm"], want)
+    assert metrics["alpha_mean"].item() == pytest.approx(0.3, abs=0.05)
+    for _ in range(5):
+        sac.update(batch)
+    for k, v in sac.score_matching.alpha_net.state_dict().items():
+        assert torch.equal(v, alpha_before[k]), k  # alpha_psi frozen
+    # and the term moves the critic: kappa = 0 (the paper's SAC) gives another critic from the same start
+    plain, _ = _sac_with_score_matching(kappa=0.0)
+    with_sm, _ = _sac_with_score_matching(kappa=2.0)
+    before = [p.clone() for p in plain.ac.critic.parameters()]
+    assert all(torch.equal(p, q) for p, q in zip(before, with_sm.ac.critic.parameters(), strict=True))
+    for learner in (plain, with_sm):
+        torch.manual_seed(9)
+        assert ("loss_sm" in learner.update(batch)) == (learner is with_sm)
+    moved = [not torch.equal(p, q) for p, q in zip(plain.ac.critic.parameters(), with_sm.ac.critic.parameters())]
+    assert any(moved)
+
+
+def test_finetune_keeps_l_sm_with_the_checkpoints_score_model_and_alpha(smac_ckpt, tmp_path, monkeypatch):
+    cache = smac_ckpt.parent / "cache"  # the score model the SMAC checkpoint was trained with
+    monkeypatch.setenv("SMACRL_CACHE", str(cache))
+    models = sorted(p.name for p in (cache / "score").iterdir())
+    out = tmp_path / "sm"
+    code = main(
+        ["finetune", "--checkpoint", str(smac_ckpt), "--preset", "cpu", "--steps", "40", "--warmup-steps", "40",
+         "--eval-after-first", "20", "--eval-every", "100", "--eval-episodes", "1", "--log-every", "20",
+         "--score-matching-kappa", "1.0", "--no-progress", "--out", str(out)]
+    )  # fmt: skip
+    assert code == 0
+    assert sorted(p.name for p in (cache / "score").iterdir()) == models  # reused, none trained
+    rows = [r for r in read_metrics(out) if "online/loss_sm" in r]
+    assert rows and all(np.isfinite(r["online/loss_sm"]) for r in rows)
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["config"]["score_matching_kappa"] == 1.0
+    offline = load_checkpoint(smac_ckpt / "checkpoints" / "final.safetensors")
+    online = load_checkpoint(out / "checkpoints" / "final.safetensors")
+    for name, t in offline.extras["alpha_net"].items():
+        assert torch.equal(t, online.extras["alpha_net"][name]), name
+
+
+def test_online_score_matching_needs_a_smac_checkpoint(tmp_path, capsys):
+    init = tmp_path / "init"
+    assert main(["init", "--env", "Pendulum-v1", "--out", str(init)]) == 0
+    capsys.readouterr()
+    code = main(["finetune", "--checkpoint", str(init), "--score-matching-kappa", "1", "--no-progress",
+                 "--out", str(tmp_path / "ft")])  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "score_matching_kappa" in err and "SMAC checkpoint" in err
+    code = main(["finetune", "--checkpoint", str(init), "--score-matching-kappa", "-1", "--no-progress"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "must be >= 0" in err
+    # alpha = 0 leaves the action-gradient penalty alone: no score model, any checkpoint
+    out = tmp_path / "penalty"
+    code = main(["finetune", "--checkpoint", str(init), "--score-matching-kappa", "1", "--score-matching-alpha",
+                 "zero", "--steps", "20", "--warmup-steps", "20", "--eval-episodes", "0", "--no-progress",
+                 "--log-every", "10", "--out", str(out)])  # fmt: skip
+    assert code == 0
+    rows = [r for r in read_metrics(out) if "online/loss_sm" in r]
+    assert rows and all(r["online/alpha_mean"] == 0.0 and r["online/loss_sm"] > 0 for r in rows)
+
+
+def test_zero_alpha_term_is_the_action_gradient_penalty():
+    from smacrl.offline.smac import action_gradient, score_matching_actions
+    from smacrl.online.sac import FrozenScoreMatching
+
+    sac, _ = _sac_with_score_matching(kappa=1.0)
+    batch = _online_smac_batch()
+    obs_n = sac.ac.obs_norm(batch["obs"])
+    torch.manual_seed(4)
+    l_sm, *_ = FrozenScoreMatching(None, None)(sac.ac, batch["obs"], obs_n)
+    torch.manual_seed(4)
+    order = torch.tensor([*range(0, 64, 2), *range(1, 64, 2)])
+    grad, _ = action_gradient(sac.ac.critic, obs_n[order], score_matching_actions(sac.ac, obs_n[order]), 2)
+    torch.testing.assert_close(l_sm, grad.square().sum(-1).mean(-1).sum())

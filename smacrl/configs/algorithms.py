@@ -219,6 +219,19 @@ class SACConfig(OnlineConfig):
     """Start from the entropy coefficient the offline checkpoint hands over (SMAC, CQL). False starts
     every run from init_ent_coef: the matched-temperature control, where each offline algorithm's SAC
     begins at the same temperature."""
+    score_matching_kappa: float = 0.0
+    """Keep SMAC's kappa * L_SM in the online critic at this weight, with alpha_psi frozen at the SMAC
+    checkpoint's, over dataset and replay states alike. 0: the paper's SAC, without it. Not in the paper,
+    which fine-tunes with plain SAC (section 7); a diagnostic of what the offline regularizer holds up."""
+    score_matching_alpha: Literal["checkpoint", "zero"] = "checkpoint"
+    """alpha_psi of the kept L_SM: the SMAC checkpoint's (frozen), or zero, which leaves the penalty
+    kappa ||grad_a Q||^2 alone, needs no score model and fits any checkpoint (the control for baselines)."""
+
+    def __post_init__(self) -> None:
+        if self.score_matching_kappa < 0:
+            raise ConfigError(
+                "--score-matching-kappa", "score_matching_kappa", f"must be >= 0, got {self.score_matching_kappa}"
+            )
 
 
 @dataclasses.dataclass

@@ -96,6 +96,11 @@ class AlphaNet(nn.Module):
             with torch.no_grad():
                 out.bias.fill_(bias)
 
+    @classmethod
+    def from_config(cls, cfg: SMACConfig, obs_dim: int) -> AlphaNet:
+        hidden = tuple(cfg.alpha_hidden)
+        return cls(obs_dim, hidden, cfg.alpha_activation, cfg.alpha_param, cfg.alpha_init, cfg.alpha_min)
+
     def forward(self, obs_n: torch.Tensor) -> torch.Tensor:
         x = self.net(obs_n).squeeze(-1)
         x = F.softplus(x) if self.param == "softplus" else x
@@ -125,6 +130,17 @@ def score_matching_loss(grad_q: torch.Tensor, alpha: torch.Tensor, score: torch.
     ``alpha [B]``, ``score [B, A]``."""
     residual = grad_q - alpha[None, :, None] * score.detach()[None]
     return residual.square().sum(-1).mean(-1).sum()
+
+
+def score_matching_term(
+    ac: ActorCritic, obs: torch.Tensor, obs_n: torch.Tensor, alpha: torch.Tensor, score_fn: ScoreFn
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``L_SM`` at the batch's states with actions from B(A) (policy half first): ``(L_SM, grad_a Q [E,B,A],
+    score [B, A])``. ``obs`` are raw states (the score model's input), ``obs_n`` normalized (the nets')."""
+    a_sm = score_matching_actions(ac, obs_n)
+    score = score_fn(obs, a_sm)
+    grad_q, _ = action_gradient(ac.critic, obs_n, a_sm, ac.spec.ensemble_size)
+    return score_matching_loss(grad_q, alpha, score), grad_q, score
 
 
 def mean_cosine(grad_q: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
@@ -172,14 +188,7 @@ class SMAC:
             raise ValueError("SMAC needs a score_fn unless cfg.score_free")
         self.ac, self.cfg, self.score_fn = ac, cfg, score_fn
         device = next(ac.parameters()).device
-        self.alpha_net = AlphaNet(
-            ac.spec.obs_dim,
-            tuple(cfg.alpha_hidden),
-            cfg.alpha_activation,
-            cfg.alpha_param,
-            cfg.alpha_init,
-            cfg.alpha_min,
-        ).to(device)
+        self.alpha_net = AlphaNet.from_config(cfg, ac.spec.obs_dim).to(device)
         self.ent_coef = EntropyCoef(cfg.init_ent_coef).to(device)
         self.target_entropy = cfg.target_entropy_scale * ac.spec.act_dim
         self.max_entropy = ac.spec.act_dim * math.log(2.0)
@@ -231,11 +240,8 @@ class SMAC:
         )
         q_data = ac.critic(obs_n, batch["actions"])
         l_ac = ensemble_td_loss(q_data, target)
-        a_sm = score_matching_actions(ac, obs_n)
-        score = self.dataset_score(batch["obs"], a_sm)
-        grad_q, _ = action_gradient(ac.critic, obs_n, a_sm, ac.spec.ensemble_size)
         alpha = self.alpha(obs_n)
-        l_sm = score_matching_loss(grad_q, alpha, score)
+        l_sm, grad_q, score = score_matching_term(ac, batch["obs"], obs_n, alpha, self.dataset_score)
         self.critic_opt.zero_grad()
         self.alpha_opt.zero_grad()
         (l_ac + cfg.kappa * l_sm).backward()
@@ -247,7 +253,7 @@ class SMAC:
         )
         ac.update_target(cfg.tau)
 
-        n_pi = a_sm.shape[0] // 2
+        n_pi = obs_n.shape[0] // 2  # the policy half of B(A)
         metrics = {
             "loss_td": l_ac.detach(),
             "loss_sm": l_sm.detach(),
@@ -291,15 +297,20 @@ def build(
     """SMAC with the dataset's score model: ``cfg.score_model`` if given, else the cache's model of this
     dataset under ``preset`` (trained here when there is none); no model for the score-free ablation.
     A ``score_fn`` given by the caller replaces the model (bench's analytic stand-in)."""
-    from smacrl.data.tasks import task_preset
-    from smacrl.score import load_score_model
-    from smacrl.score.cache import ensure_score_model
-
     if cfg.score_free or score_fn is not None:
         return SMAC(ac, cfg, None if cfg.score_free else score_fn)
     if dataset is None:
         raise ValueError("SMAC's score model is trained on the dataset: pass dataset=")
-    device = next(ac.parameters()).device
+    return SMAC(ac, cfg, dataset_score_fn(cfg, dataset, preset, next(ac.parameters()).device))
+
+
+def dataset_score_fn(cfg: SMACConfig, dataset, preset: str | None, device: torch.device) -> ScoreFn:
+    """The score function a SMAC config names: ``cfg.score_model`` if given, else the cache's model of
+    ``dataset`` under ``preset`` (trained when there is none)."""
+    from smacrl.data.tasks import task_preset
+    from smacrl.score import load_score_model
+    from smacrl.score.cache import ensure_score_model
+
     # Loading and training draw from torch's global RNG in different amounts; isolating them keeps the
     # learner's own initialisation (alpha_psi) the same whether the score model was cached or not.
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
@@ -315,7 +326,7 @@ def build(
                 progress=cfg.progress,
                 steps=cfg.score_steps,
             )
-    return SMAC(ac, cfg, make_score_fn(model, cfg))
+    return make_score_fn(model, cfg)
 
 
 ALGORITHMS = (

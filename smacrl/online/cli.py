@@ -44,7 +44,7 @@ def cmd_finetune(args: argparse.Namespace, rest: list[str]) -> int:
     cfg = _config_from_cli(algo, preset, rest, prog, offline_algo=_offline_algo(meta), phase="online")
     source = args.dataset or (meta.get("info") or {}).get("dataset")
     dataset = None
-    if source and source != "none" and cfg.dataset_fraction > 0:
+    if source and source != "none" and (cfg.dataset_fraction > 0 or getattr(cfg, "score_matching_kappa", 0) > 0):
         dataset = load_dataset(source)
     name = default_run_name(f"{meta['algo']}-{args.algo}", task or "task", cfg.seed)
     out = Path(cfg.out) if cfg.out else Path("runs") / name

@@ -199,7 +199,7 @@ def finetune(
     env.close()
     ckpt = load_checkpoint(path, device=device, obs_dim=obs_dim, act_dim=len(low))
     assert spec.build is not None
-    learner = spec.build(ckpt.actor_critic, cfg, checkpoint=ckpt, preset=preset)
+    learner = spec.build(ckpt.actor_critic, cfg, checkpoint=ckpt, preset=preset, dataset=dataset)
     compile_learner(learner, cfg.compile)
     run = RunDir(run_dir).create()
     with run.lock():  # one writer per run directory
