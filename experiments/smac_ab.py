@@ -112,7 +112,14 @@ ARMS: dict[str, tuple] = {
     # paper's SAC); and its score-free control, kappa ||grad_a Q||^2 alone, which fits any checkpoint
     "score_matching": (["--score-matching-kappa", SM_KAPPA],),
     "grad_penalty": (["--score-matching-kappa", SM_KAPPA, "--score-matching-alpha", "zero"],),
+    # the same, over the variant's whole online budget (hopper: the laptop preset's 20,000 steps), for regret;
+    # an arm that sets its own --steps lands in online_<arm> and is read by the transfer table
+    "score_matching_full": (["--score-matching-kappa", SM_KAPPA, "--steps", "20000"],),
 }
+
+
+def _arm_phase(arm: str) -> str:
+    return f"online_{arm}" if "--steps" in ARMS[arm][0] else f"online5k_{arm}"
 
 
 def _run(cmd: list[str], log: Path) -> int:
@@ -186,7 +193,7 @@ def arm_job(task: str, variant: str, arm: str, seed: int) -> str:
         return f"{arm} s{seed}: no {source} checkpoint (run --only {variant} first, or extend for offline_cont)"
     t0 = time.time()
     flags = [*(VARIANTS[variant][2:] or [[]])[0], *ARM_STEPS, *extra]
-    rc = _finetune(task, run, seed, f"online5k_{arm}", flags, source)
+    rc = _finetune(task, run, seed, _arm_phase(arm), flags, source)
     return f"{task} {variant} {arm} s{seed}: rc={rc} in {time.time() - t0:.0f}s"
 
 
@@ -300,10 +307,12 @@ def transfer_table(task: str) -> list[str]:
         f"| variant | J(pi_0) | after {first} | after {last} | drop (J0 - J1) | regret vs 1.0 | handover temperature |",
         "|---|---|---|---|---|---|---|",
     ]
-    for v in VARIANTS:
+    full_arms = [a for a in ARMS if _arm_phase(a).startswith("online_")]  # arms over the whole online budget
+    rows = [(v, "online", v) for v in VARIANTS] + [(v, _arm_phase(a), f"{v}, {a}") for v in VARIANTS for a in full_arms]
+    for v, phase, label in rows:
         if (task == HOPPER) != (_budget(v) == "laptop"):
             continue
-        runs = [_rows(RESULTS / task / v / f"s{s}" / "online" / "metrics.jsonl") for s in SEEDS]
+        runs = [_rows(RESULTS / task / v / f"s{s}" / phase / "metrics.jsonl") for s in SEEDS]
         runs = [r for r in runs if r]
         if not runs:
             continue
@@ -316,7 +325,7 @@ def transfer_table(task: str) -> list[str]:
         off = [_rows(RESULTS / task / v / f"s{s}" / "offline" / "metrics.jsonl") for s in SEEDS]
         temp = [_last(r, "offline/ent_coef") for r in off if r]
         cells = [_mse(j0), _mse(j1), _mse(jn), _mse(drop), _mse(regret), _mse(temp)]
-        lines.append(f"| {v} | " + " | ".join(cells) + " |")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
     return lines + [""]
 
 
@@ -345,7 +354,7 @@ def arms_table(task: str) -> list[str]:
     for variant in VARIANTS:
         # on the maze the handover is the transfer run itself (same flags, same 5,000 steps)
         phases = {"handover (the transfer run)": "online"} if task != HOPPER else {}
-        phases |= {arm: f"online5k_{arm}" for arm in ARMS}
+        phases |= {arm: _arm_phase(arm) for arm in ARMS if _arm_phase(arm).startswith("online5k_")}
         for arm, phase in phases.items():
             runs = [_rows(RESULTS / task / variant / f"s{s}" / phase / "metrics.jsonl") for s in SEEDS]
             ev = [_evals(r, key) for r in runs if r]
@@ -374,7 +383,7 @@ def cmd_compact(args) -> None:
     for task in ARM_VARIANT:  # the arms and hopper's control
         for variant in VARIANTS:
             for seed in SEEDS:
-                for phase in (*(f"online5k_{arm}" for arm in ARMS), "offline_cont"):
+                for phase in (*(_arm_phase(arm) for arm in ARMS), "offline_cont"):
                     run = RESULTS / task / variant / f"s{seed}" / phase
                     if (run / "checkpoints" / "final.safetensors").exists():
                         n += compact_metrics(run / "metrics.jsonl")
