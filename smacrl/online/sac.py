@@ -38,14 +38,17 @@ class FrozenScoreMatching:
 
     def __init__(self, alpha_net: nn.Module | None, score_fn: ScoreFn | None):
         self.alpha_net, self.score_fn = alpha_net, score_fn
+        self.order = torch.empty(0, dtype=torch.long)
         if alpha_net is not None:
             alpha_net.requires_grad_(False)
 
     def __call__(self, ac: ActorCritic, obs: torch.Tensor, obs_n: torch.Tensor):
         """``(L_SM, cos_policy, cos_uniform, alpha)``. Rows are taken even first, then odd, so that both
         B(A) halves hold dataset and replay states alike (a mixed batch puts the dataset's rows first)."""
-        order = torch.cat([torch.arange(0, obs.shape[0], 2), torch.arange(1, obs.shape[0], 2)]).to(obs.device)
-        obs, obs_n = obs[order], obs_n[order]
+        n = obs.shape[0]
+        if self.order.shape[0] != n or self.order.device != obs.device:
+            self.order = torch.cat([torch.arange(0, n, 2), torch.arange(1, n, 2)]).to(obs.device)
+        obs, obs_n = obs[self.order], obs_n[self.order]
         with torch.no_grad():
             alpha = self.alpha_net(obs_n) if self.score_fn is not None else torch.zeros_like(obs_n[:, 0])
         score_fn = self.score_fn or (lambda _o, a: torch.zeros_like(a))
@@ -142,7 +145,7 @@ def frozen_score_matching(ac: ActorCritic, checkpoint, dataset, preset: str | No
     """The SMAC checkpoint's L_SM: its alpha_psi and the score model its config names (the cache's model
     of ``dataset`` under the checkpoint's own preset, unless the config names a file)."""
     flag = "--score-matching-kappa"
-    if checkpoint is None or "alpha_net" not in checkpoint.extras:
+    if checkpoint is None or checkpoint.algo != "smac" or "alpha_net" not in checkpoint.extras:
         what = f"{checkpoint.path} is a {checkpoint.algo} checkpoint" if checkpoint is not None else "no checkpoint"
         raise ConfigError(flag, "score_matching_kappa", f"needs a SMAC checkpoint (its alpha_psi); {what}")
     smac_cfg = config_from_dict(checkpoint.algo, checkpoint.config, source=str(checkpoint.path), phase="offline")
