@@ -305,8 +305,9 @@ def build(
 
 
 def dataset_score_fn(cfg: SMACConfig, dataset, preset: str | None, device: torch.device) -> ScoreFn:
-    """The score function a SMAC config names: ``cfg.score_model`` if given, else the cache's model of
-    ``dataset`` under ``preset`` (trained when there is none)."""
+    """The score function a SMAC config names: ``cfg.score_model`` if given (checked against ``dataset``'s
+    dimensions when there is one), else the cache's model of ``dataset`` under ``preset`` (trained when
+    there is none)."""
     from smacrl.data.tasks import task_preset
     from smacrl.score import load_score_model
     from smacrl.score.cache import ensure_score_model
@@ -315,7 +316,8 @@ def dataset_score_fn(cfg: SMACConfig, dataset, preset: str | None, device: torch
     # learner's own initialisation (alpha_psi) the same whether the score model was cached or not.
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
         if cfg.score_model:
-            model = load_score_model(cfg.score_model, device=device, obs_dim=dataset.obs_dim, act_dim=dataset.act_dim)
+            dims = {"obs_dim": dataset.obs_dim, "act_dim": dataset.act_dim} if dataset is not None else {}
+            model = load_score_model(cfg.score_model, device=device, **dims)
         else:
             model, _ = ensure_score_model(
                 dataset,
