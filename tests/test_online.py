@@ -310,3 +310,11 @@ def test_zero_alpha_term_is_the_action_gradient_penalty():
     order = torch.tensor([*range(0, 64, 2), *range(1, 64, 2)])
     grad, _ = action_gradient(sac.ac.critic, obs_n[order], score_matching_actions(sac.ac, obs_n[order]), 2)
     torch.testing.assert_close(l_sm, grad.square().sum(-1).mean(-1).sum())
+
+
+def test_online_score_matching_without_the_dataset_is_one_line(smac_ckpt, tmp_path, capsys):
+    code = main(["finetune", "--checkpoint", str(smac_ckpt), "--dataset", "none", "--score-matching-kappa", "1",
+                 "--no-progress", "--out", str(tmp_path / "ft")])  # fmt: skip
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and len(err.splitlines()) == 1 and "score_matching_kappa" in err and "--dataset" in err
+    assert not (tmp_path / "ft" / "checkpoints").exists()
