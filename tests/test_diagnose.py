@@ -3,7 +3,7 @@
 import json
 
 from smacrl.cli import main
-from smacrl.eval.diagnose import findings
+from smacrl.eval.diagnose import drawn, findings
 
 
 def _write(run, rows):
@@ -44,3 +44,12 @@ def test_diagnose_draws_one_panel_per_run(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "alpha collapsed" in out and out.count("\n") == 2
     assert main(["diagnose", str(tmp_path / "nope"), "--out", str(tmp_path / "out")]) == 2
+
+
+def test_an_online_run_that_keeps_l_sm_draws_its_total():
+    rows = [{"step": s, "online/loss_sm": 1.5, "online/alpha_mean": 0.02, "online/cos_policy": 0.3} for s in (0, 10)]
+    plots = drawn(rows)
+    assert plots["L_SM"] == ["total"] and plots["alpha_psi(s)"] == ["alpha mean"]
+    assert plots["score-matching terms"] == [] and plots["cos(grad_a Q, score)"] == ["policy a"]
+    offline = drawn(_rows(alpha=0.1, entropy=0.5, spread=0.3))
+    assert offline["L_SM"] == ["policy half", "uniform half"] and len(offline) == 8

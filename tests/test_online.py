@@ -318,3 +318,25 @@ def test_online_score_matching_without_the_dataset_is_one_line(smac_ckpt, tmp_pa
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "score_matching_kappa" in err and "--dataset" in err
     assert not (tmp_path / "ft" / "checkpoints").exists()
+
+
+def test_online_score_matching_loads_the_score_model_a_smac_config_names_without_the_dataset(
+    smac_ckpt, pendulum_data, tmp_path, monkeypatch
+):
+    (model,) = [p for p in (smac_ckpt.parent / "cache" / "score").iterdir() if p.is_dir()]
+    named = tmp_path / "named"
+    code = main(
+        ["pretrain", "--algo", "smac", "--dataset", str(pendulum_data), "--preset", "cpu", "--steps", "20",
+         "--score-model", str(model), "--eval-every", "0", "--log-every", "10", "--no-progress", "--out", str(named)]
+    )  # fmt: skip
+    assert code == 0
+    empty = tmp_path / "empty-cache"  # a cache lookup would train a score model here
+    monkeypatch.setenv("SMACRL_CACHE", str(empty))
+    out = tmp_path / "ft"
+    code = main(["finetune", "--checkpoint", str(named), "--dataset", "none", "--score-matching-kappa", "1",
+                 "--steps", "20", "--warmup-steps", "20", "--eval-episodes", "0", "--log-every", "10",
+                 "--no-progress", "--out", str(out)])  # fmt: skip
+    assert code == 0
+    assert not (empty / "score").exists()
+    rows = [r for r in read_metrics(out) if "online/loss_sm" in r]
+    assert rows and all(np.isfinite(r["online/loss_sm"]) and r["online/alpha_mean"] > 0 for r in rows)

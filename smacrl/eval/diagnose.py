@@ -90,6 +90,35 @@ def _title(run: Path) -> str:
     return str(run)
 
 
+def panels(p: str) -> list[tuple[str, list[tuple[str, str]], bool]]:
+    """The panel's eight plots for a run of phase ``p``: (title, [(metric key, label)], log scale)."""
+    terms = [
+        (f"{p}/{key}_{half}", f"{label}, {half} a")
+        for key, label in (("grad_q_norm", "|grad_a Q|"), ("alpha_score_norm", "alpha |score|"))
+        for half in ("policy", "uniform")
+    ]
+    # an online SAC that keeps L_SM (--score-matching-kappa) logs only the total
+    l_sm = [(f"{p}/loss_sm_policy", "policy half"), (f"{p}/loss_sm_uniform", "uniform half"), (f"{p}/loss_sm", "total")]
+    return [
+        ("evaluation", [("eval/return_mean", "return"), ("eval/success_rate", "success rate")], False),
+        ("score-matching terms", terms, True),
+        ("L_SM", l_sm, True),
+        ("cos(grad_a Q, score)", [(f"{p}/cos_policy", "policy a"), (f"{p}/cos_uniform", "uniform a"),
+                                  (f"{p}/cos_data", "data a")], False),
+        ("alpha_psi(s)", [(f"{p}/alpha_mean", "alpha mean"), (f"{p}/alpha_std", "alpha std")], False),
+        ("critic", [(f"{p}/q_spread", "std of Q over the action box"), (f"{p}/q_mean", "mean Q on data actions")],
+         False),
+        ("entropy", [(f"{p}/entropy", "policy entropy"), (f"{p}/entropy_max", "maximum (uniform policy)")], False),
+        ("alpha_ent", [(f"{p}/ent_coef", "SAC entropy coefficient")], True),
+    ]  # fmt: skip
+
+
+def drawn(rows: list[dict[str, Any]]) -> dict[str, list[str]]:
+    """Per plot of the panel, the labels of the series ``rows`` has data for."""
+    p = _phase(rows)
+    return {title: [label for key, label in keys if series(rows, key)[0]] for title, keys, _ in panels(p)}
+
+
 def plot_run(run: Path, out: Path) -> Path:
     """Draw the diagnostic panel of ``run`` into ``out`` (a .png)."""
     import matplotlib
@@ -103,14 +132,14 @@ def plot_run(run: Path, out: Path) -> Path:
     ax = axes.ravel()
 
     def draw(a, keys: list[tuple[str, str]], title: str, log: bool = False) -> None:
-        drawn = False
+        any_series = False
         for key, label in keys:
             x, y = series(rows, key)
             if x:
                 a.plot(x, y, label=label, lw=1.4)
-                drawn = True
+                any_series = True
         a.set_title(title, fontsize=10)
-        if not drawn:
+        if not any_series:
             a.text(0.5, 0.5, "not logged by this run", ha="center", va="center", transform=a.transAxes, color="0.5")
             return
         if log and all(v > 0 for k, _ in keys for v in series(rows, k)[1]):
@@ -118,21 +147,8 @@ def plot_run(run: Path, out: Path) -> Path:
         a.legend(fontsize=8)
         a.grid(alpha=0.3)
 
-    draw(ax[0], [("eval/return_mean", "return"), ("eval/success_rate", "success rate")], "evaluation")
-    terms = [
-        (f"{p}/{key}_{half}", f"{label}, {half} a")
-        for key, label in (("grad_q_norm", "|grad_a Q|"), ("alpha_score_norm", "alpha |score|"))
-        for half in ("policy", "uniform")
-    ]
-    draw(ax[1], terms, "score-matching terms", log=True)
-    draw(ax[2], [(f"{p}/loss_sm_policy", "policy half"), (f"{p}/loss_sm_uniform", "uniform half")], "L_SM", log=True)
-    draw(ax[3], [(f"{p}/cos_policy", "policy a"), (f"{p}/cos_uniform", "uniform a"), (f"{p}/cos_data", "data a")],
-         "cos(grad_a Q, score)")  # fmt: skip
-    draw(ax[4], [(f"{p}/alpha_mean", "alpha mean"), (f"{p}/alpha_std", "alpha std")], "alpha_psi(s)")
-    draw(ax[5], [(f"{p}/q_spread", "std of Q over the action box"), (f"{p}/q_mean", "mean Q on data actions")],
-         "critic")  # fmt: skip
-    draw(ax[6], [(f"{p}/entropy", "policy entropy"), (f"{p}/entropy_max", "maximum (uniform policy)")], "entropy")
-    draw(ax[7], [(f"{p}/ent_coef", "SAC entropy coefficient")], "alpha_ent", log=True)
+    for a, (title, keys, log) in zip(ax, panels(p), strict=True):
+        draw(a, keys, title, log=log)
     for a in ax:
         a.set_xlabel(f"{p} step", fontsize=8)
     f = findings(rows)
