@@ -78,9 +78,9 @@ VARIANTS: dict[str, tuple] = {
     "score_eps": ("smac", ["--score-target", "eps"]),
     "paper_literal": ("smac", ["--score-target", "eps", "--alpha-param", "linear", "--no-td-entropy"]),
     # the proposed defaults (each change measured alone above), without and with the scaled temperature
-    "smac_defaults": ("smac", ["--no-td-entropy", "--target-entropy-scale", "-1"]),
-    "smac_defaults_tc": ("smac", ["--no-td-entropy", "--target-entropy-scale", "-1", *TC_OFF], TC_ON),
-    "smac_defaults_online_tc": ("smac", ["--no-td-entropy", "--target-entropy-scale", "-1"], TC_ON),
+    "smac_defaults": ("smac", DEFAULTS),
+    "smac_defaults_tc": ("smac", [*DEFAULTS, *TC_OFF], TC_ON),
+    "smac_defaults_online_tc": ("smac", DEFAULTS, TC_ON),
     "cql_online_tc": ("cql", [], TC_ON),
     "iql": ("iql", []),
     "td3bc": ("td3bc", []),
