@@ -103,10 +103,10 @@ VARIANTS: dict[str, tuple] = {
     "iql_laptop": ("iql", LAPTOP, LAPTOP),
     "td3bc_laptop": ("td3bc", LAPTOP, LAPTOP),
     "calql_laptop": ("calql", LAPTOP, LAPTOP),  # the maze's best baseline at the cpu preset
-    # SMAC's defaults with another score model of the same data: a score model of its own per row, trained by
-    # `scores` (another training seed, or more steps than the cpu preset's 3,000); "@score/NAME" is its file
     # smac_defaults again, with the score model the cache trained on this machine (another draw of the same model)
     "score_cache": ("smac", DEFAULTS),
+    # SMAC's defaults with another score model of the same data: a score model of its own per row, trained by
+    # `scores` (another training seed, or more steps than the cpu preset's 3,000); "@score/NAME" is its file
     **{f"score_{name}": ("smac", [*DEFAULTS, "--score-model", f"@score/{name}"]) for name in SCORE_MODELS},
     # the best of them at the reproduction's budget, where alpha_psi collapses with the cache's model
     "score_steps30k_10k": ("smac", [*DEFAULTS, *LONG, "--score-model", "@score/steps30k"]),
