@@ -132,6 +132,11 @@ ARMS: dict[str, tuple] = {
     "critic_frozen": (["--critic-lr", "0"],),  # only the actor (and temperature) learns
     "critic_frozen_data_only": (["--critic-lr", "0", "--dataset-fraction", "1.0"],),  # both
     "handover_25k": ([], "offline_cont"),  # plain SAC from the control's 25k checkpoints
+    # SAC's TD target without its entropy term (RLPD's backup_entropy=False for sparse binary tasks): on the
+    # maze an episode ends at the goal, so a positive per-step entropy bonus can outweigh the goal's reward
+    "plain_target": (["--no-td-entropy"],),
+    "critic_lr_3e-5": (["--critic-lr", "3e-5"],),  # a tenfold slower online critic: between frozen and SAC's rate
+    "redq": (["--target-reduction", "redq"],),  # the online target's min over a random pair of the 10 critics
     # SMAC's kappa * L_SM kept in the online critic, over dataset and replay states, alpha_psi frozen (not the
     # paper's SAC); and its score-free control, kappa ||grad_a Q||^2 alone, which fits any checkpoint
     "score_matching": (["--score-matching-kappa", SM_KAPPA],),
@@ -420,6 +425,70 @@ def arms_table(task: str) -> list[str]:
     return lines + [""] if len(lines) > 4 else []
 
 
+# The online SAC's own settings, one change each, applied alike to SMAC and to every baseline on the maze.
+# SMAC is three score-model draws (4 seeds each, one value per draw); plain SAC is each checkpoint's own
+# 5k fine-tuning: the transfer run for SMAC's draws, the `handover` arm for the baselines (their checkpoints
+# were regenerated for these arms, so their transfer runs in the tables above started from others).
+SAC_SETTINGS = {
+    "plain SAC": "handover",
+    "no entropy term in the target": "plain_target",
+    "critic lr 3e-5 (tenfold slower)": "critic_lr_3e-5",
+    "target: min over a random pair (redq)": "redq",
+    "critic frozen (a diagnostic: only the actor learns)": "critic_frozen",
+}
+SAC_SETTINGS_METHODS = {
+    "SMAC (3 score-model draws)": ("score_seed0", "score_seed1", "score_seed2"),
+    "IQL": ("iql",),
+    "CQL": ("cql",),
+    "Cal-QL": ("calql",),
+    "TD3+BC": ("td3bc",),
+}
+
+
+def _arm_stats(task: str, variant: str, arm: str) -> dict[str, list[float]] | None:
+    """Per seed: J(pi_0), J after the first read, J at 5,000, the drop and the regret (mean of 1 - J over
+    the online evaluations) of one variant's arm; the handover arm falls back on the transfer run."""
+    key, (first, _) = "eval/success_rate", ARM_READS[task]
+    phase = _arm_phase(arm)
+    if arm == "handover" and not (RESULTS / task / variant / "s0" / phase).exists():
+        phase = "online"
+    ev = [_evals(_rows(RESULTS / task / variant / f"s{s}" / phase / "metrics.jsonl"), key) for s in SEEDS]
+    ev = [e for e in ev if ARM_UPDATES in e]
+    if not ev:
+        return None
+    return {
+        "j0": [e[0] for e in ev],
+        "j1": [e[first] for e in ev],
+        "end": [e[ARM_UPDATES] for e in ev],
+        "drop": [e[0] - e[first] for e in ev],
+        "regret": [sum(1 - x for k, x in e.items() if k > 0) / (len(e) - 1) for e in ev],
+    }
+
+
+def sac_settings_table(task: str = MAZE) -> list[str]:
+    first = ARM_READS[task][0]
+    lines = [
+        f"### {task}: the online SAC's settings, one change each, every method alike (success_rate, 5,000 steps)",
+        "",
+        "SMAC: mean ± s.e. over three score-model draws, each the mean of its 4 seeds; the others: over 4 seeds.",
+        "",
+        f"| online SAC | offline method | J(pi_0) | after {first} updates | after 5,000 | drop | regret |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for label, arm in SAC_SETTINGS.items():
+        for method, variants in SAC_SETTINGS_METHODS.items():
+            stats = [_arm_stats(task, v, arm) for v in variants]
+            if any(st is None for st in stats):
+                continue
+            keys = ("j0", "j1", "end", "drop", "regret")
+            if len(stats) == 1:
+                cells = [_mse(stats[0][k]) for k in keys]
+            else:  # one value per draw: its seeds' mean
+                cells = [_mse([sum(st[k]) / len(st[k]) for st in stats]) for k in keys]
+            lines.append(f"| {label} | {method} | " + " | ".join(cells) + " |")
+    return lines + [""] if len(lines) > 6 else []
+
+
 def _arm_dirs(task: str, variant: str) -> list[Path]:
     """The finished or started arm runs of one offline variant."""
     return [p for s in SEEDS for p in (RESULTS / task / variant / f"s{s}").glob("online5k_*")]
@@ -498,6 +567,7 @@ def cmd_table(args) -> None:
         lines += arms_table(task)
     for task in TASKS:
         lines += score_table(task)
+    lines += sac_settings_table()
     text = "\n".join(lines)
     if args.out:
         Path(args.out).write_text(text + "\n")

@@ -212,6 +212,34 @@ def _sac_with_score_matching(kappa, seed=0):
     return SAC(ac, cfg, score_matching=FrozenScoreMatching(alpha_net, score) if kappa else None), score
 
 
+@pytest.mark.parametrize("td_entropy", [True, False])
+def test_sac_td_target_keeps_or_drops_the_entropy_term(td_entropy):
+    from smacrl.configs import make_config
+    from smacrl.losses import ensemble_td_loss, td_target
+    from smacrl.nets import ActorCritic, ActorCriticSpec
+    from smacrl.online.sac import SAC
+
+    torch.manual_seed(0)
+    nets = make_config("smac", "cpu", critic_hidden=(32,), actor_hidden=(32,), ensemble_size=2)
+    ac = ActorCritic(ActorCriticSpec.from_config(nets, 2, (-1.0, -1.0), (1.0, 1.0)))
+    sac = SAC(ac, make_config("sac", "cpu", td_entropy=td_entropy, init_ent_coef=5.0))
+    batch = _online_smac_batch()
+    ref = copy.deepcopy(ac)  # the hand computation, on the weights before the update, the same random draws
+    with torch.no_grad():
+        obs_n, next_n = ref.obs_norm(batch["obs"]), ref.obs_norm(batch["next_obs"])
+        targets = {}
+        for soft in (True, False):
+            torch.manual_seed(9)
+            ent = torch.tensor(5.0) if soft else None
+            targets[soft] = td_target(ref, next_n, batch["rewards"], batch["terminals"], 0.99, ent_coef=ent)
+        want = ensemble_td_loss(ref.critic(obs_n, batch["actions"]), targets[td_entropy])
+        other = ensemble_td_loss(ref.critic(obs_n, batch["actions"]), targets[not td_entropy])
+    torch.manual_seed(9)
+    got = sac.update(batch)["loss_td"]
+    torch.testing.assert_close(got, want)
+    assert abs(got - other) > 1e-3  # the entropy term (ent_coef 5) moves the target: the two readings differ
+
+
 def test_online_score_matching_adds_kappa_l_sm_over_both_halves_with_alpha_frozen():
     from smacrl.offline.smac import action_gradient, score_matching_actions
 

@@ -215,6 +215,10 @@ class SACConfig(OnlineConfig):
     init_ent_coef: float = 1.0
     """Initial entropy coefficient alpha_ent when the checkpoint carries none (IQL, TD3+BC), or always
     with --no-ent-coef-from-checkpoint."""
+    td_entropy: bool = True
+    """Subtract alpha_ent * log pi(a'|s') in the TD target (SAC's soft backup). Off: the plain target, as
+    RLPD's recipe for sparse binary tasks runs SAC (backup_entropy=False). Where an episode terminates at
+    its goal, a positive per-step entropy bonus can outweigh the goal's reward (docs/smac_readings.md)."""
     ent_coef_from_checkpoint: bool = True
     """Start from the entropy coefficient the offline checkpoint hands over (SMAC, CQL). False starts
     every run from init_ent_coef: the matched-temperature control, where each offline algorithm's SAC

@@ -1,7 +1,8 @@
 """SAC fine-tuning (Haarnoja et al. 2018), continuing from any offline checkpoint.
 
 Critic: ``sum_e mean (Q_e(s,a) - y)^2`` with the soft target
-``y = r + gamma (1 - d) [reduce_e Q_target(s', a') - alpha_ent log pi(a'|s')]``, ``a' ~ pi(.|s')``.
+``y = r + gamma (1 - d) [reduce_e Q_target(s', a') - alpha_ent log pi(a'|s')]``, ``a' ~ pi(.|s')``;
+``cfg.td_entropy=False`` drops the ``- alpha_ent log pi`` term (the plain target).
 Actor: ``E[alpha_ent log pi(a|s) - Q(s, a)]``. Entropy coefficient ``alpha_ent``: tuned toward
 ``cfg.target_entropy_scale * |A|``; it starts from the checkpoint's own coefficient when the offline
 algorithm had one (SMAC, CQL), else (or with ``ent_coef_from_checkpoint=False``, the
@@ -98,7 +99,13 @@ class SAC:
         ent_coef = self.ent_coef().detach()
 
         target = td_target(
-            ac, next_n, batch["rewards"], batch["terminals"], cfg.gamma, cfg.target_reduction, ent_coef=ent_coef
+            ac,
+            next_n,
+            batch["rewards"],
+            batch["terminals"],
+            cfg.gamma,
+            cfg.target_reduction,
+            ent_coef=ent_coef if cfg.td_entropy else None,
         )
         q = ac.critic(obs_n, batch["actions"])
         critic_loss = ensemble_td_loss(q, target)
