@@ -137,6 +137,7 @@ ARMS: dict[str, tuple] = {
     "plain_target": (["--no-td-entropy"],),
     "critic_lr_3e-5": (["--critic-lr", "3e-5"],),  # a tenfold slower online critic: between frozen and SAC's rate
     "redq": (["--target-reduction", "redq"],),  # the online target's min over a random pair of the 10 critics
+    "batch_1024": (["--batch-size", "1024"],),  # table 7's online batch (the cpu preset's is 256)
     # SMAC's kappa * L_SM kept in the online critic, over dataset and replay states, alpha_psi frozen (not the
     # paper's SAC); and its score-free control, kappa ||grad_a Q||^2 alone, which fits any checkpoint
     "score_matching": (["--score-matching-kappa", SM_KAPPA],),
@@ -434,6 +435,8 @@ SAC_SETTINGS = {
     "no entropy term in the target": "plain_target",
     "critic lr 3e-5 (tenfold slower)": "critic_lr_3e-5",
     "target: min over a random pair (redq)": "redq",
+    "online batch 1024 (table 7's; the preset's is 256)": "batch_1024",
+    "Muon online (SMAC's offline optimizer)": "muon",
     "critic frozen (a diagnostic: only the actor learns)": "critic_frozen",
 }
 SAC_SETTINGS_METHODS = {
