@@ -138,6 +138,8 @@ ARMS: dict[str, tuple] = {
     "critic_lr_3e-5": (["--critic-lr", "3e-5"],),  # a tenfold slower online critic: between frozen and SAC's rate
     "redq": (["--target-reduction", "redq"],),  # the online target's min over a random pair of the 10 critics
     "batch_1024": (["--batch-size", "1024"],),  # table 7's online batch (the cpu preset's is 256)
+    # Adam with both rates at 0.2x: Muon's update RMS at the same rate (match_rms_adamw), Adam's geometry
+    "adam_lr_0.2x": (["--actor-lr", "2e-5", "--critic-lr", "6e-5"],),
     # SMAC's kappa * L_SM kept in the online critic, over dataset and replay states, alpha_psi frozen (not the
     # paper's SAC); and its score-free control, kappa ||grad_a Q||^2 alone, which fits any checkpoint
     "score_matching": (["--score-matching-kappa", SM_KAPPA],),
@@ -437,6 +439,7 @@ SAC_SETTINGS = {
     "target: min over a random pair (redq)": "redq",
     "online batch 1024 (table 7's; the preset's is 256)": "batch_1024",
     "Muon online (SMAC's offline optimizer)": "muon",
+    "Adam at 0.2x both rates (Muon's step size, Adam's geometry)": "adam_lr_0.2x",
     "critic frozen (a diagnostic: only the actor learns)": "critic_frozen",
 }
 SAC_SETTINGS_METHODS = {
