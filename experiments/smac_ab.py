@@ -512,7 +512,7 @@ def cmd_compact(args) -> None:
     for task in ARM_VARIANT:  # the arms and hopper's control
         for variant in VARIANTS:
             for seed in SEEDS:
-                for phase in (*(_arm_phase(arm) for arm in ARMS), "offline_cont"):
+                for phase in (*(_arm_phase(arm) for arm in ARMS), "offline_cont", "online1k_drift"):
                     run = RESULTS / task / variant / f"s{seed}" / phase
                     if (run / "checkpoints" / "final.safetensors").exists():
                         n += compact_metrics(run / "metrics.jsonl")
@@ -574,6 +574,7 @@ def cmd_table(args) -> None:
     for task in TASKS:
         lines += score_table(task)
     lines += sac_settings_table()
+    lines += drift_table()
     text = "\n".join(lines)
     if args.out:
         Path(args.out).write_text(text + "\n")
@@ -596,6 +597,88 @@ def cmd_sampled(args) -> None:
             for det in res:
                 res[det].append(evaluate(ac.actor_critic, args.task, 20, 100 + s, deterministic=det).return_mean)
         print(f"{v}: deterministic {_mse(res[True])}, sampled {_mse(res[False])}", flush=True)
+
+
+DRIFT_STEPS, DRIFT_EVERY = 1_000, 50
+
+
+def drift_job(task: str, variant: str, seed: int) -> str:
+    """Plain SAC for 1,000 steps from a variant's checkpoint, checkpointed every 50 updates, for `drift`."""
+    run = RESULTS / task / variant / f"s{seed}"
+    if not (run / "offline" / "checkpoints" / "final.safetensors").exists():
+        return f"{variant} s{seed}: no offline checkpoint"
+    if (run / "online1k_drift" / "checkpoints" / "final.safetensors").exists():
+        return f"{variant} s{seed}: drift run done"
+    flags = ["--steps", str(DRIFT_STEPS), "--checkpoint-every", str(DRIFT_EVERY), "--keep-checkpoints", "100"]
+    rc = _finetune(task, run, seed, "online1k_drift", flags)
+    return f"{task} {variant} drift s{seed}: rc={rc}"
+
+
+def cmd_drift(args) -> None:
+    """How far plain SAC's first 1,000 updates move each critic: at 2,048 dataset states and the handover
+    actor's mean actions, the cosine between grad_a of the ensemble-mean Q now and at the handover, and the
+    mean Q. One drift.jsonl per run, beside its metrics; the table is printed."""
+    import torch
+
+    from smacrl.checkpoint import load_checkpoint
+    from smacrl.data import load_dataset
+
+    torch.set_num_threads(1)
+    _in_parallel(drift_job, [(args.task, v, s) for v in args.variants for s in SEEDS], args.jobs)
+    data = load_dataset(args.task)
+    g = torch.Generator().manual_seed(0)
+    obs = torch.as_tensor(data.observations)[torch.randint(len(data.observations), (2048,), generator=g)]
+
+    def grad_q(ac, obs_n, a):
+        a = a.clone().requires_grad_(True)
+        q = ac.critic(obs_n, a.unsqueeze(0).expand(ac.spec.ensemble_size, -1, -1)).mean(0)
+        (grad,) = torch.autograd.grad(q.sum(), a)
+        return grad, q.detach()
+
+    for v in args.variants:
+        for s in SEEDS:
+            run = RESULTS / args.task / v / f"s{s}" / "online1k_drift"
+            hand = load_checkpoint(RESULTS / args.task / v / f"s{s}" / "offline" / "checkpoints" / "final.safetensors")
+            ac0 = hand.actor_critic
+            obs_n = ac0.obs_norm(obs)
+            with torch.no_grad():
+                a = ac0.actor.deterministic(obs_n)
+            g0, q0 = grad_q(ac0, obs_n, a)
+            rows = [{"step": 0, "cos": 1.0, "q_mean": q0.mean().item()}]
+            for k in range(DRIFT_EVERY, DRIFT_STEPS + 1, DRIFT_EVERY):
+                path = run / "checkpoints" / f"step_{k:09d}.safetensors"
+                if not path.exists() and k == DRIFT_STEPS:  # the last one is saved as final
+                    path = run / "checkpoints" / "final.safetensors"
+                if not path.exists():
+                    continue
+                ac = load_checkpoint(path).actor_critic
+                gk, qk = grad_q(ac, ac.obs_norm(obs), a)
+                cos = torch.nn.functional.cosine_similarity(gk, g0, dim=-1).mean().item()
+                rows.append({"step": k, "cos": cos, "q_mean": qk.mean().item()})
+            (run / "drift.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    print("\n".join(drift_table(args.task)))
+
+
+DRIFT_READS = (50, 100, 250, 500, 1000)
+
+
+def drift_table(task: str = MAZE) -> list[str]:
+    """The committed drift.jsonl files of `drift`: cos(grad_a Q now, at the handover) per method."""
+    lines = [
+        f"### {task}: how fast plain SAC turns each critic's action gradient (cos to the handover's, 4 seeds)",
+        "",
+        "| offline method | " + " | ".join(f"after {k:,}" for k in DRIFT_READS) + " | Q at the handover | Q at 1,000 |",
+        "|---|" + "---|" * (len(DRIFT_READS) + 2),
+    ]
+    for v in VARIANTS:
+        runs = [RESULTS / task / v / f"s{s}" / "online1k_drift" / "drift.jsonl" for s in SEEDS]
+        rows = [{r["step"]: r for r in _rows(p)} for p in runs if p.exists()]
+        if not rows:
+            continue
+        cells = [_mse([r[k]["cos"] for r in rows if k in r]) for k in DRIFT_READS]
+        q = [_mse([r[k]["q_mean"] for r in rows if k in r]) for k in (0, DRIFT_STEPS)]
+        lines.append(f"| {v} | " + " | ".join(cells + q) + " |")
+    return lines + [""] if len(lines) > 4 else []
 
 
 def _grid(act_dim: int, n: int):
@@ -705,6 +788,10 @@ def main() -> None:
     g = sub.add_parser("greedy")
     g.add_argument("task", choices=(*TASKS, HOPPER))
     g.add_argument("variants", nargs="+", choices=list(VARIANTS))
+    d = sub.add_parser("drift", help="how far SAC's first 1,000 updates move each critic's action gradient")
+    d.add_argument("variants", nargs="+", choices=list(VARIANTS))
+    d.add_argument("--task", default=MAZE, choices=TASKS)
+    d.add_argument("--jobs", type=int, default=2)
     sc = sub.add_parser("scores")
     sc.add_argument("--jobs", type=int, default=2)
     sc.add_argument("--only", nargs="*", choices=list(SCORE_MODELS))
@@ -715,6 +802,7 @@ def main() -> None:
     args = p.parse_args()
     commands = {"run": cmd_run, "arms": cmd_arms, "table": cmd_table, "compact": cmd_compact, "sampled": cmd_sampled}
     commands.update({"extend": cmd_extend, "greedy": cmd_greedy, "score-mode": cmd_score_mode, "scores": cmd_scores})
+    commands["drift"] = cmd_drift
     commands[args.cmd](args)
 
 
