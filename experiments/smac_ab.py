@@ -108,6 +108,8 @@ VARIANTS: dict[str, tuple] = {
     # SMAC's defaults with another score model of the same data: a score model of its own per row, trained by
     # `scores` (another training seed, or more steps than the cpu preset's 3,000); "@score/NAME" is its file
     **{f"score_{name}": ("smac", [*DEFAULTS, "--score-model", f"@score/{name}"]) for name in SCORE_MODELS},
+    # one change against score_seed0 (same score model): a quarter of table 7's kappa, for `drift`
+    "kappa_10_seed0": ("smac", [*DEFAULTS, "--kappa", "10", "--score-model", "@score/seed0"]),
     # the best of them at the reproduction's budget, where alpha_psi collapses with the cache's model
     "score_steps30k_10k": ("smac", [*DEFAULTS, *LONG, "--score-model", "@score/steps30k"]),
 }
