@@ -298,6 +298,11 @@ def _last(rows: list[dict], key: str) -> float | None:
     return vals[-1] if vals else None
 
 
+def _regret(online: list[float]) -> float:
+    """Regret against a perfect score: the mean of 1 - J over the online evaluations."""
+    return sum(1.0 - x for x in online) / max(1, len(online))
+
+
 def _mse(xs: list[float]) -> str:
     xs = [x for x in xs if x is not None and math.isfinite(x)]
     if not xs:
@@ -387,7 +392,7 @@ def _transfer_cells(task: str, v: str, phase: str = "online") -> list[str]:
     done = [e for e in ev if e and e[-1][0] == end]
     jn = [e[-1][1] for e in done]
     drop = [a - b for a, b in zip(j0, j1) if a is not None and b is not None]
-    regret = [sum(1.0 - x for _, x in e[1:]) / max(1, len(e) - 1) for e in done if len(e) > 1]
+    regret = [_regret([x for _, x in e[1:]]) for e in done if len(e) > 1]
     off = [_rows(RESULTS / task / v / f"s{s}" / "offline" / "metrics.jsonl") for s in SEEDS]
     temp = [_last(r, "offline/ent_coef") for r in off if r]
     return [_mse(j0), _mse(j1), _mse(jn), _mse(drop), _mse(regret), _mse(temp)]
@@ -469,7 +474,7 @@ def _arm_stats(task: str, variant: str, arm: str) -> dict[str, list[float]] | No
         "j1": [e[first] for e in ev],
         "end": [e[ARM_UPDATES] for e in ev],
         "drop": [e[0] - e[first] for e in ev],
-        "regret": [sum(1 - x for k, x in e.items() if k > 0) / (len(e) - 1) for e in ev],
+        "regret": [_regret([x for k, x in e.items() if k > 0]) for e in ev],
     }
 
 
@@ -624,6 +629,7 @@ def cmd_drift(args) -> None:
 
     from smacrl.checkpoint import load_checkpoint
     from smacrl.data import load_dataset
+    from smacrl.offline.smac import action_gradient
 
     torch.set_num_threads(1)
     _in_parallel(drift_job, [(args.task, v, s) for v in args.variants for s in SEEDS], args.jobs)
@@ -631,11 +637,9 @@ def cmd_drift(args) -> None:
     g = torch.Generator().manual_seed(0)
     obs = torch.as_tensor(data.observations)[torch.randint(len(data.observations), (2048,), generator=g)]
 
-    def grad_q(ac, obs_n, a):
-        a = a.clone().requires_grad_(True)
-        q = ac.critic(obs_n, a.unsqueeze(0).expand(ac.spec.ensemble_size, -1, -1)).mean(0)
-        (grad,) = torch.autograd.grad(q.sum(), a)
-        return grad, q.detach()
+    def grad_q(ac, obs_n, a):  # grad_a and value of the ensemble-mean Q
+        grad, q = action_gradient(ac.critic, obs_n, a, ac.spec.ensemble_size)
+        return grad.mean(0).detach(), q.mean(0).detach()
 
     for v in args.variants:
         for s in SEEDS:
@@ -804,7 +808,7 @@ def main() -> None:
     args = p.parse_args()
     commands = {"run": cmd_run, "arms": cmd_arms, "table": cmd_table, "compact": cmd_compact, "sampled": cmd_sampled}
     commands.update({"extend": cmd_extend, "greedy": cmd_greedy, "score-mode": cmd_score_mode, "scores": cmd_scores})
-    commands["drift"] = cmd_drift
+    commands.update({"drift": cmd_drift})
     commands[args.cmd](args)
 
 

@@ -97,16 +97,9 @@ class SAC:
         ac, cfg = self.ac, self.cfg
         obs_n, next_n = ac.obs_norm(batch["obs"]), ac.obs_norm(batch["next_obs"])
         ent_coef = self.ent_coef().detach()
+        backup = ent_coef if cfg.td_entropy else None  # None: the plain target
 
-        target = td_target(
-            ac,
-            next_n,
-            batch["rewards"],
-            batch["terminals"],
-            cfg.gamma,
-            cfg.target_reduction,
-            ent_coef=ent_coef if cfg.td_entropy else None,
-        )
+        target = td_target(ac, next_n, batch["rewards"], batch["terminals"], cfg.gamma, cfg.target_reduction, backup)
         q = ac.critic(obs_n, batch["actions"])
         critic_loss = ensemble_td_loss(q, target)
         sm_metrics = {}
