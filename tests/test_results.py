@@ -54,19 +54,40 @@ def test_committed_claims_equal_what_the_script_makes_of_the_reports():
     assert (RESULTS / "claims.md").read_text() == _claims().render(RESULTS)
 
 
-def test_smac_ab_score_mode_finds_the_mode_of_an_analytic_density():
+def _smac_ab_probes(monkeypatch):
+    """experiments/smac_ab_probes.py, imported as the script imports it (experiments/ on the path)."""
+    import importlib
+
+    monkeypatch.syspath_prepend(str(RESULTS.parent / "experiments"))
+    return importlib.import_module("smac_ab_probes")
+
+
+def test_smac_ab_score_mode_finds_the_mode_of_an_analytic_density(monkeypatch):
     # experiments/smac_ab.py's score-mode integrates a score over a grid of actions; for a Gaussian
     # N(mu(s), 0.3^2), whose score is -(a - mu(s)) / 0.3^2, the mode it finds must be mu(s)
-    import importlib.util
-
     import torch
 
-    spec = importlib.util.spec_from_file_location("smac_ab", RESULTS.parent / "experiments" / "smac_ab.py")
-    smac_ab = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(smac_ab)
+    probes = _smac_ab_probes(monkeypatch)
     obs = torch.tensor([[-0.7], [0.0], [0.33], [0.9]])
-    mode = smac_ab.mode_on_grid(lambda o, a: -(a - o) / 0.3**2, obs)
+    mode = probes.mode_on_grid(lambda o, a: -(a - o) / 0.3**2, obs)
     assert torch.allclose(mode, obs, atol=0.011), mode  # the grid's spacing is 0.01
     # a score pointing the other way has its argmax of log p at an edge of the box, not at mu(s)
-    edge = smac_ab.mode_on_grid(lambda o, a: (a - o) / 0.3**2, obs)
+    edge = probes.mode_on_grid(lambda o, a: (a - o) / 0.3**2, obs)
     assert set(edge.flatten().tolist()) <= {-1.0, 1.0}
+
+
+def test_smac_ab_bellman_rms_equals_the_hand_computed_residual(monkeypatch):
+    # Q(s, a) = 2 s + 3 a and mu(s) = -s on two transitions, gamma 0.5, the second terminal:
+    # y1 = 1 + 0.5 * Q(1, -1) = 1 + 0.5 * (2 - 3) = 0.5, Q(0, 1) = 3 -> residual 2.5
+    # y2 = 0 (terminal, reward 0), Q(2, -1) = 4 - 3 = 1 -> residual 1; RMS = sqrt((6.25 + 1) / 2)
+    import torch
+
+    probes = _smac_ab_probes(monkeypatch)
+    obs, act = torch.tensor([[0.0], [2.0]]), torch.tensor([[1.0], [-1.0]])
+    rew, next_obs, not_done = torch.tensor([1.0, 0.0]), torch.tensor([[1.0], [5.0]]), torch.tensor([1.0, 0.0])
+
+    def q(o, a):
+        return (2 * o + 3 * a).squeeze(-1)
+
+    rms = probes.bellman_rms(q, lambda o: -o, (obs, act, rew, next_obs, not_done), 0.5)
+    assert rms == pytest.approx(((2.5**2 + 1.0) / 2) ** 0.5)
