@@ -85,6 +85,12 @@ VARIANTS: dict[str, tuple] = {
     # one change against score_seed0: the offline temperature's rate scaled to the budget (TC_OFF), online as is;
     # SMAC then hands SAC a sharp policy instead of a near-uniform one (for `drift`)
     "temp_lr_scaled_seed0": ("smac", [*DEFAULTS, *TC_OFF, "--score-model", "@score/seed0"]),
+    # the slower alpha_psi at the cpu preset's own 3,000 updates, on each 3,000-step score model (one change against
+    # score_seed0-2): does a critic that hands over a steeper action gradient keep its policy under SAC?
+    **{
+        f"alpha_lr_1e-5_seed{i}": ("smac", [*DEFAULTS, "--alpha-lr", "1e-5", "--score-model", f"@score/seed{i}"])
+        for i in range(3)
+    },
     # the 10k A/B of alpha_psi's rate again, on score_seed0's model instead of the old machine's cache (for `drift`)
     "seed0_10k": ("smac", [*DEFAULTS, *LONG, "--score-model", "@score/seed0"]),
     "alpha_lr_1e-5_seed0_10k": ("smac", [*DEFAULTS, *LONG, "--alpha-lr", "1e-5", "--score-model", "@score/seed0"]),
