@@ -145,6 +145,8 @@ def _in_parallel(fn, jobs: list[tuple], n: int) -> None:
 def arm_job(task: str, variant: str, arm: str, seed: int) -> str:
     extra, source = (*ARMS[arm], "offline")[:2]
     run = RESULTS / task / variant / f"s{seed}"
+    if source.startswith("offline_q") and (run / "offline" / "checkpoints" / "final.safetensors").exists():
+        probes.shifted_copy(run / "offline", run / source, float(source[len("offline_q") :]))
     if not (run / source / "checkpoints" / "final.safetensors").exists():
         return f"{arm} s{seed}: no {source} checkpoint (run --only {variant} first, or extend for offline_cont)"
     t0 = time.time()

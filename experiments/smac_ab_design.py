@@ -118,6 +118,11 @@ ARMS: dict[str, tuple] = {
     "critic_frozen": (["--critic-lr", "0"],),  # only the actor (and temperature) learns
     "critic_frozen_data_only": (["--critic-lr", "0", "--dataset-fraction", "1.0"],),  # both
     "handover_25k": ([], "offline_cont"),  # plain SAC from the control's 25k checkpoints
+    # the handover's critic and target critic shifted by a constant (their output biases), every gradient and the
+    # actor unchanged: does the level of Q alone decide the drop? SMAC's (about -7 at the policy's actions) down to
+    # CQL's level (about -17), and CQL's up to about SMAC's and Cal-QL's; the source run is written by `arms`
+    "q_down_10": ([], "offline_q-10"),
+    "q_up_10": ([], "offline_q+10"),
     # SAC's TD target without its entropy term (RLPD's backup_entropy=False for sparse binary tasks): on the
     # maze an episode ends at the goal, so a positive per-step entropy bonus can outweigh the goal's reward
     "plain_target": (["--no-td-entropy"],),

@@ -5,6 +5,8 @@ as a policy (`greedy`), and the pendulum score model's mode as a policy (`score-
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 from smac_ab_design import DRIFT_EVERY, DRIFT_STEPS, RESULTS, SEEDS
 from smac_ab_tables import mean_se
@@ -26,6 +28,38 @@ def sampled(task: str, variants: list[str]) -> None:
             for det in res:
                 res[det].append(evaluate(ac.actor_critic, task, 20, 100 + s, deterministic=det).return_mean)
         print(f"{v}: deterministic {mean_se(res[True])}, sampled {mean_se(res[False])}", flush=True)
+
+
+def shifted_copy(src: Path, dst: Path, shift: float) -> None:
+    """``src``'s final checkpoint with its critic and target critic moved by ``shift`` (the output layers' biases),
+    as run ``dst`` for `arms` to fine-tune: every action gradient, the actor and the optimizer states as they were.
+    An existing copy is kept."""
+    import torch
+
+    from smacrl.checkpoint import load_checkpoint, save_checkpoint
+
+    out = dst / "checkpoints" / "final.safetensors"
+    if out.exists():
+        return
+    ck = load_checkpoint(src / "checkpoints" / "final.safetensors")
+    ac = ck.actor_critic
+    with torch.no_grad():
+        for net in (ac.critic, ac.critic_target):
+            net.net.net[-1].bias += shift
+    dst.mkdir(parents=True, exist_ok=True)
+    shutil.copy(src / "config.json", dst / "config.json")
+    meta = ck.meta
+    save_checkpoint(
+        out,
+        ac,
+        algo=ck.algo,
+        step=ck.step,
+        config=ck.config,
+        env_id=meta.get("env_id"),
+        extras=ck.extras,
+        optimizers=ck.optimizers,
+        info={**meta.get("info", {}), "q_shift": shift},
+    )
 
 
 def bellman_rms(q, mu, batch, gamma: float) -> float:

@@ -91,3 +91,34 @@ def test_smac_ab_bellman_rms_equals_the_hand_computed_residual(monkeypatch):
 
     rms = probes.bellman_rms(q, lambda o: -o, (obs, act, rew, next_obs, not_done), 0.5)
     assert rms == pytest.approx(((2.5**2 + 1.0) / 2) ** 0.5)
+
+
+def test_smac_ab_shifted_copy_moves_q_by_the_shift_and_keeps_every_gradient(monkeypatch, tmp_path, small_spec):
+    # the Q-shift arms fine-tune a copy of the handover whose critic and target critic are moved by a constant:
+    # Q(s, a) + shift everywhere, grad_a Q and the actor exactly as they were
+    import json
+
+    import torch
+
+    from smacrl.checkpoint import load_checkpoint, save_checkpoint
+    from smacrl.nets import ActorCritic
+
+    probes = _smac_ab_probes(monkeypatch)
+    torch.manual_seed(0)
+    ac = ActorCritic(small_spec)
+    src = tmp_path / "offline"
+    save_checkpoint(src / "checkpoints" / "final.safetensors", ac, algo="smac", step=7, config={"gamma": 0.9})
+    (src / "config.json").write_text(json.dumps({"algo": "smac"}))
+    probes.shifted_copy(src, tmp_path / "offline_q-10", -10.0)
+    shifted = load_checkpoint(tmp_path / "offline_q-10" / "checkpoints" / "final.safetensors")
+    assert shifted.step == 7 and shifted.config == {"gamma": 0.9} and shifted.meta["info"]["q_shift"] == -10.0
+    b = shifted.actor_critic
+    obs, act = torch.randn(32, 3), torch.rand(32, 2) * 2 - 1
+    for net_a, net_b in ((ac.critic, b.critic), (ac.critic_target, b.critic_target)):
+        a1, a2 = act.clone().requires_grad_(True), act.clone().requires_grad_(True)
+        qa, qb = net_a(obs, a1.expand(4, -1, -1)), net_b(obs, a2.expand(4, -1, -1))
+        assert torch.allclose(qb - qa, torch.full_like(qa, -10.0), atol=1e-5)
+        (ga,) = torch.autograd.grad(qa.sum(), a1)
+        (gb,) = torch.autograd.grad(qb.sum(), a2)
+        assert torch.allclose(ga, gb, atol=1e-6)
+    assert all(torch.equal(x, y) for x, y in zip(ac.actor.parameters(), b.actor.parameters(), strict=True))
