@@ -44,6 +44,7 @@ from smac_ab_design import (
     ARMS,
     COMMON,
     DRIFT_EVERY,
+    DRIFT_KINDS,
     DRIFT_STEPS,
     HOPPER,
     MAZE,
@@ -201,7 +202,7 @@ def cmd_compact(args) -> None:
     for task in ARM_VARIANT:  # the arms and hopper's control
         for variant in VARIANTS:
             for seed in SEEDS:
-                for phase in (*(arm_phase(arm) for arm in ARMS), "offline_cont", "online1k_drift"):
+                for phase in (*(arm_phase(arm) for arm in ARMS), "offline_cont", *(p for p, _ in DRIFT_KINDS.values())):
                     run = RESULTS / task / variant / f"s{seed}" / phase
                     if (run / "checkpoints" / "final.safetensors").exists():
                         n += compact_metrics(run / "metrics.jsonl")
@@ -215,22 +216,24 @@ def cmd_table(args) -> None:
     print(text)
 
 
-def drift_job(task: str, variant: str, seed: int) -> str:
-    """Plain SAC for 1,000 steps from a variant's checkpoint, checkpointed every 50 updates, for `drift`."""
+def drift_job(task: str, variant: str, seed: int, kind: str = "plain") -> str:
+    """SAC for 1,000 steps from a variant's checkpoint, checkpointed every 50 updates, for `drift`."""
+    phase, extra = DRIFT_KINDS[kind]
     run = RESULTS / task / variant / f"s{seed}"
     if not (run / "offline" / "checkpoints" / "final.safetensors").exists():
         return f"{variant} s{seed}: no offline checkpoint"
-    if (run / "online1k_drift" / "checkpoints" / "final.safetensors").exists():
-        return f"{variant} s{seed}: drift run done"
+    if (run / phase / "checkpoints" / "final.safetensors").exists():
+        return f"{variant} s{seed}: {phase} run done"
     flags = ["--steps", str(DRIFT_STEPS), "--checkpoint-every", str(DRIFT_EVERY), "--keep-checkpoints", "100"]
-    rc = _finetune(task, run, seed, "online1k_drift", flags)
-    return f"{task} {variant} drift s{seed}: rc={rc}"
+    rc = _finetune(task, run, seed, phase, [*flags, *extra])
+    return f"{task} {variant} {phase} s{seed}: rc={rc}"
 
 
 def cmd_drift(args) -> None:
-    _in_parallel(drift_job, [(args.task, v, s) for v in args.variants for s in SEEDS], args.jobs)
-    probes.write_drift(args.task, args.variants)
-    print("\n".join(tables.drift_table(args.task)))
+    jobs = [(args.task, v, s, args.kind) for v in args.variants for s in SEEDS]
+    _in_parallel(drift_job, jobs, args.jobs)
+    probes.write_drift(args.task, args.variants, DRIFT_KINDS[args.kind][0])
+    print("\n".join(tables.drift_table(args.task, args.kind)))
 
 
 def main() -> None:
@@ -261,6 +264,7 @@ def main() -> None:
     d.add_argument("variants", nargs="+", choices=list(VARIANTS))
     d.add_argument("--task", default=MAZE, choices=TASKS)
     d.add_argument("--jobs", type=int, default=2)
+    d.add_argument("--kind", default="plain", choices=list(DRIFT_KINDS), help="plain SAC, or SAC with the actor frozen")
     sc = sub.add_parser("scores")
     sc.add_argument("--jobs", type=int, default=2)
     sc.add_argument("--only", nargs="*", choices=list(SCORE_MODELS))

@@ -150,3 +150,6 @@ def score_dir(task: str, name: str) -> Path:
 
 
 DRIFT_STEPS, DRIFT_EVERY = 1_000, 50  # `drift`: plain SAC for 1,000 steps, a checkpoint every 50
+# `drift --kind`: -> (its run's directory, its extra online flags); actor_frozen keeps the handover's actor, so the
+# critic's TD updates are policy evaluation of a fixed policy
+DRIFT_KINDS = {"plain": ("online1k_drift", []), "actor_frozen": ("online1k_drift_actor_frozen", ["--actor-lr", "0"])}

@@ -74,8 +74,8 @@ def bellman_rms(q, mu, batch, gamma: float) -> float:
         return (q(obs, act) - y).square().mean().sqrt().item()
 
 
-def write_drift(task: str, variants: list[str]) -> None:
-    """How far plain SAC's first 1,000 updates move each critic: at 2,048 dataset states and the handover
+def write_drift(task: str, variants: list[str], phase: str = "online1k_drift") -> None:
+    """How far SAC's first 1,000 updates (run ``phase``) move each critic: at 2,048 dataset states and the handover
     actor's mean actions, the cosine between grad_a of the ensemble-mean Q now and at the handover, and the
     mean Q, and the critic's RMS Bellman residual on dataset transitions. One drift.jsonl per run, beside its
     metrics."""
@@ -115,7 +115,7 @@ def write_drift(task: str, variants: list[str]) -> None:
 
     for v in variants:
         for s in SEEDS:
-            run = RESULTS / task / v / f"s{s}" / "online1k_drift"
+            run = RESULTS / task / v / f"s{s}" / phase
             hand = load_checkpoint(RESULTS / task / v / f"s{s}" / "offline" / "checkpoints" / "final.safetensors")
             ac0 = hand.actor_critic
             obs_n = ac0.obs_norm(obs)

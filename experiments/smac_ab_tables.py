@@ -12,6 +12,7 @@ from smac_ab_design import (
     ARM_UPDATES,
     ARM_VARIANT,
     ARMS,
+    DRIFT_KINDS,
     DRIFT_STEPS,
     HOPPER,
     MAZE,
@@ -297,19 +298,21 @@ def score_table(task: str) -> list[str]:
 DRIFT_READS = (50, 100, 250, 500, 1000)
 
 
-def drift_table(task: str = MAZE) -> list[str]:
+def drift_table(task: str = MAZE, kind: str = "plain") -> list[str]:
     """The committed drift.jsonl files of `drift`: per offline variant, cos(grad_a Q now, at the handover), the
     mean Q and the mean norm of grad_a Q at the handover actor's mean actions, the critic's RMS Bellman residual
     on dataset transitions at the handover, and the drop of the variant's own 5,000-step plain SAC run."""
     lines = [
-        f"### {task}: how fast plain SAC turns each critic's action gradient (cos to the handover's, 4 seeds)",
+        f"### {task}: how fast plain SAC turns each critic's action gradient (cos to the handover's, 4 seeds)"
+        if kind == "plain"
+        else f"### {task}: the same with the handover's actor frozen (`drift --kind {kind}`, 4 seeds)",
         "",
         "| offline variant | " + " | ".join(f"after {k:,}" for k in DRIFT_READS) + " | Q at the handover | Q at 1,000 "
         "| norm of grad_a Q at the handover | at 1,000 | RMS TD residual at the handover | drop (plain SAC) |",
         "|---|" + "---|" * (len(DRIFT_READS) + 6),
     ]
     for v in VARIANTS:
-        runs = [RESULTS / task / v / f"s{s}" / "online1k_drift" / "drift.jsonl" for s in SEEDS]
+        runs = [RESULTS / task / v / f"s{s}" / DRIFT_KINDS[kind][0] / "drift.jsonl" for s in SEEDS]
         rows = [{r["step"]: r for r in _rows(p)} for p in runs if p.exists()]
         if not rows:
             continue
@@ -317,7 +320,7 @@ def drift_table(task: str = MAZE) -> list[str]:
         cells += [mean_se([r[k]["q_mean"] for r in rows if k in r]) for k in (0, DRIFT_STEPS)]
         cells += [mean_se([r[k]["grad_norm"] for r in rows if k in r]) for k in (0, DRIFT_STEPS)]
         cells.append(mean_se([r[0]["td_rms"] for r in rows]))
-        stats = _arm_stats(task, v, "handover")
+        stats = _arm_stats(task, v, "handover")  # the plain SAC run's drop, beside either kind
         cells.append(mean_se(stats["drop"]) if stats else "—")
         lines.append(f"| {v} | " + " | ".join(cells) + " |")
     return lines + [""] if len(lines) > 4 else []
@@ -340,4 +343,5 @@ def all_tables() -> list[str]:
         lines += score_table(task)
     lines += sac_settings_table()
     lines += drift_table()
+    lines += drift_table(kind="actor_frozen")
     return lines
