@@ -9,7 +9,7 @@
     python experiments/smac_ab.py greedy TASK VARIANT ...             final critics' argmax as a policy
     python experiments/smac_ab.py score-mode                          the pendulum score model's mode
     python experiments/smac_ab.py scores [--only NAME ...]            named score models for the score_* rows
-    python experiments/smac_ab.py drift VARIANT ...                   how fast plain SAC moves each critic
+    python experiments/smac_ab.py drift VARIANT ... [--kind K]        how fast SAC moves each critic
 
 Each variant changes one thing against ``base``; every run is a plain ``smacrl pretrain`` (and, for
 the transfer, ``smacrl finetune --algo sac``) with the cpu preset and 20 evaluation episodes (the
