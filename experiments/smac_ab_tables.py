@@ -207,9 +207,10 @@ SAC_SETTINGS_METHODS = {
 
 
 def _arm_stats(task: str, variant: str, arm: str) -> dict[str, list[float]] | None:
-    """Per seed: J(pi_0), J after the first read, J at 5,000, the drop and the regret (mean of 1 - J over
-    the online evaluations) of one variant's arm; the handover arm falls back on the transfer run."""
-    key, (first, _) = "eval/success_rate", ARM_READS[task]
+    """Per seed: J(pi_0), J after the first read, J at 5,000, the drop, the dip (J(pi_0) less the lowest J up
+    to the second read: a fall that comes after the drop's step) and the regret (mean of 1 - J over the online
+    evaluations) of one variant's arm; the handover arm falls back on the transfer run."""
+    key, (first, later) = "eval/success_rate", ARM_READS[task]
     phase = arm_phase(arm)
     if arm == "handover" and not (RESULTS / task / variant / "s0" / phase).exists():
         phase = "online"
@@ -222,6 +223,7 @@ def _arm_stats(task: str, variant: str, arm: str) -> dict[str, list[float]] | No
         "j1": [e[first] for e in ev],
         "end": [e[ARM_UPDATES] for e in ev],
         "drop": [e[0] - e[first] for e in ev],
+        "dip": [e[0] - min(x for k, x in e.items() if 0 < k <= later) for e in ev],
         "regret": [_regret([x for k, x in e.items() if k > 0]) for e in ev],
     }
 
@@ -233,15 +235,16 @@ def sac_settings_table(task: str = MAZE) -> list[str]:
         "",
         "SMAC: mean ± s.e. over three score-model draws, each the mean of its 4 seeds; the others: over 4 seeds.",
         "",
-        f"| online SAC | offline method | J(pi_0) | after {first} updates | after 5,000 | drop | regret |",
-        "|---|---|---|---|---|---|---|",
+        f"| online SAC | offline method | J(pi_0) | after {first} updates | after 5,000 | drop "
+        f"| dip (J(pi_0) - the lowest J up to {ARM_READS[task][1]:,}) | regret |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for label, arm in SAC_SETTINGS.items():
         for method, variants in SAC_SETTINGS_METHODS.items():
             stats = [_arm_stats(task, v, arm) for v in variants]
             if any(st is None for st in stats):
                 continue
-            keys = ("j0", "j1", "end", "drop", "regret")
+            keys = ("j0", "j1", "end", "drop", "dip", "regret")
             if len(stats) == 1:
                 cells = [mean_se(stats[0][k]) for k in keys]
             else:  # one value per draw: its seeds' mean
