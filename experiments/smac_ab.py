@@ -48,6 +48,7 @@ from smac_ab_design import (
     DRIFT_STEPS,
     HOPPER,
     MAZE,
+    Q_SHIFTS,
     RESULTS,
     ROOT,
     SCORE_MODELS,
@@ -61,6 +62,7 @@ from smac_ab_design import (
 )
 
 from smacrl.configs.presets import LAPTOP_STEPS
+from smacrl.io import atomic_write_text
 from smacrl.logger import compact_metrics
 
 
@@ -146,8 +148,8 @@ def _in_parallel(fn, jobs: list[tuple], n: int) -> None:
 def arm_job(task: str, variant: str, arm: str, seed: int) -> str:
     extra, source = (*ARMS[arm], "offline")[:2]
     run = RESULTS / task / variant / f"s{seed}"
-    if source.startswith("offline_q") and (run / "offline" / "checkpoints" / "final.safetensors").exists():
-        probes.shifted_copy(run / "offline", run / source, float(source[len("offline_q") :]))
+    if source in Q_SHIFTS and (run / "offline" / "checkpoints" / "final.safetensors").exists():
+        probes.shifted_copy(run / "offline", run / source, Q_SHIFTS[source])
     if not (run / source / "checkpoints" / "final.safetensors").exists():
         return f"{arm} s{seed}: no {source} checkpoint (run --only {variant} first, or extend for offline_cont)"
     t0 = time.time()
@@ -212,7 +214,7 @@ def cmd_compact(args) -> None:
 def cmd_table(args) -> None:
     text = "\n".join(tables.all_tables())
     if args.out:
-        Path(args.out).write_text(text + "\n")
+        atomic_write_text(args.out, text + "\n")
     print(text)
 
 

@@ -120,7 +120,7 @@ ARMS: dict[str, tuple] = {
     "handover_25k": ([], "offline_cont"),  # plain SAC from the control's 25k checkpoints
     # the handover's critic and target critic shifted by a constant (their output biases), every gradient and the
     # actor unchanged: does the level of Q alone decide the drop? SMAC's (about -7 at the policy's actions) down to
-    # CQL's level (about -17), and CQL's up to about SMAC's and Cal-QL's; the source run is written by `arms`
+    # CQL's level (about -17), and CQL's up to about SMAC's and Cal-QL's; `arms` writes the source run (Q_SHIFTS)
     "q_down_10": ([], "offline_q-10"),
     "q_up_10": ([], "offline_q+10"),
     # SAC's TD target without its entropy term (RLPD's backup_entropy=False for sparse binary tasks): on the
@@ -139,6 +139,9 @@ ARMS: dict[str, tuple] = {
     # an arm that sets its own --steps lands in online_<arm> and is read by the transfer table
     "score_matching_full": (["--score-matching-kappa", SM_KAPPA, "--steps", "20000"],),
 }
+
+# the arms' shifted copies of the handover: source run -> the constant added to Q (probes.shifted_copy)
+Q_SHIFTS = {"offline_q-10": -10.0, "offline_q+10": 10.0}
 
 
 def arm_phase(arm: str) -> str:

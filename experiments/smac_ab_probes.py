@@ -83,6 +83,7 @@ def write_drift(task: str, variants: list[str], phase: str = "online1k_drift") -
 
     from smacrl.checkpoint import load_checkpoint
     from smacrl.data import load_dataset
+    from smacrl.io import atomic_write_text
     from smacrl.offline.smac import action_gradient
 
     torch.set_num_threads(1)
@@ -131,7 +132,7 @@ def write_drift(task: str, variants: list[str], phase: str = "online1k_drift") -
                     path = run / "checkpoints" / "final.safetensors"
                 if path.exists():
                     rows.append(reading(load_checkpoint(path).actor_critic, a, g0, gamma, k))
-            (run / "drift.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+            atomic_write_text(run / "drift.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
 
 
 def _grid(act_dim: int, n: int):
