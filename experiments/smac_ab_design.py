@@ -71,6 +71,11 @@ VARIANTS: dict[str, tuple] = {
     "iql_laptop": ("iql", LAPTOP, LAPTOP),
     "td3bc_laptop": ("td3bc", LAPTOP, LAPTOP),
     "calql_laptop": ("calql", LAPTOP, LAPTOP),  # the maze's best baseline at the cpu preset
+    # the same three offline on the hopper file `smacrl data make` gives today (60,000 transitions, sha256 7c708bd2...);
+    # the rows above used the 240,000-transition file of an older SAC (68e3294c...), which cannot be regenerated
+    "smac_data60k_laptop": ("smac", LAPTOP),
+    "iql_data60k_laptop": ("iql", LAPTOP),
+    "td3bc_data60k_laptop": ("td3bc", LAPTOP),
     # smac_defaults again, with the score model the cache trained on this machine (another draw of the same model)
     "score_cache": ("smac", DEFAULTS),
     # SMAC's defaults with another score model of the same data: a score model of its own per row, trained by
@@ -89,6 +94,15 @@ VARIANTS: dict[str, tuple] = {
     # score_seed0-2): does a critic that hands over a steeper action gradient keep its policy under SAC?
     **{
         f"alpha_lr_1e-5_seed{i}": ("smac", [*DEFAULTS, "--alpha-lr", "1e-5", "--score-model", f"@score/seed{i}"])
+        for i in range(3)
+    },
+    # alpha_psi tied to SAC's entropy coefficient (the constant of equation 1) instead of learned, on each 3,000-step
+    # score model (one change against score_seed0-2): L_SM can no longer pull alpha to 0
+    **{
+        f"alpha_temperature_seed{i}": (
+            "smac",
+            [*DEFAULTS, "--alpha-param", "temperature", "--score-model", f"@score/seed{i}"],
+        )
         for i in range(3)
     },
     # the 10k A/B of alpha_psi's rate again, on score_seed0's model instead of the old machine's cache (for `drift`)

@@ -200,6 +200,35 @@ def test_alpha_floor_keeps_alpha_off_zero_and_init_includes_it():
         make_config("smac", "cpu", alpha_min=-0.1)
 
 
+def test_alpha_temperature_reads_the_entropy_coefficient_and_learns_no_alpha_net():
+    smac = _smac(init_ent_coef=0.3, alpha_param="temperature")
+    batch = _batch()
+    alpha_before = [p.clone() for p in smac.alpha_net.parameters()]
+    torch.manual_seed(5)
+    metrics = smac.update(batch)
+    # alpha_psi(s) is the coefficient of this step, before its own update: 0.3 at every state
+    assert metrics["alpha_std"].item() == 0.0
+    torch.testing.assert_close(metrics["alpha_mean"], torch.tensor(0.3))
+    # hand-computed: L_SM = sum_e mean_b ||grad_a Q_e - 0.3 score||^2 on the same actions, before the step
+    smac2 = _smac(init_ent_coef=0.3, alpha_param="temperature")
+    torch.manual_seed(5)
+    from smacrl.losses import td_target
+    from smacrl.offline.smac import score_matching_actions
+
+    obs_n = smac2.ac.obs_norm(batch["obs"])
+    td_target(smac2.ac, smac2.ac.obs_norm(batch["next_obs"]), batch["rewards"], batch["terminals"], 0.99)
+    a = score_matching_actions(smac2.ac, obs_n)
+    grad, _ = action_gradient(smac2.ac.critic, obs_n, a, 2)
+    expected = (grad.detach() - 0.3 * analytic_score(batch["obs"], a)).square().sum(-1).mean(-1).sum()
+    torch.testing.assert_close(metrics["loss_sm"], expected)
+    # no gradient reaches the coefficient from L_SM, and the unused alpha net stays as it was
+    assert all(torch.equal(a, b) for a, b in zip(alpha_before, smac.alpha_net.parameters(), strict=True))
+    # the coefficient follows its own (SAC) update only: a second step reads the updated value
+    coef = smac.ent_coef().item()
+    assert coef != 0.3
+    torch.testing.assert_close(smac.update(batch)["alpha_mean"], torch.tensor(coef))
+
+
 def test_score_free_ablation_is_a_pure_action_gradient_penalty():
     smac = _smac(score=None, score_free=True)
     batch = _batch()

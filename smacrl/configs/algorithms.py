@@ -72,9 +72,11 @@ class SMACConfig(OfflineConfig):
     """Hidden activation of the alpha_psi(s) network."""
     alpha_lr: float = 1e-4
     """Learning rate of the alpha_psi(s) network."""
-    alpha_param: Literal["softplus", "linear"] = "softplus"
+    alpha_param: Literal["softplus", "linear", "temperature"] = "softplus"
     """How alpha_psi(s) is read off its network: softplus(out) > 0, or the plain output (linear) as the
-    paper writes it. Softplus makes alpha -> 0 one-way: far below 0 its input has no gradient."""
+    paper writes it. Softplus makes alpha -> 0 one-way: far below 0 its input has no gradient.
+    "temperature" learns no alpha_psi: it is SAC's entropy coefficient (detached), the constant of the
+    identity grad_a Q = alpha_ent grad_a log pi (equation 1), so L_SM cannot pull it to 0."""
     alpha_init: float | None = None
     """alpha_psi(s) at initialisation, set through the output bias (None: the layer's default, which
     gives about 0.69 under softplus and about 0 under linear)."""

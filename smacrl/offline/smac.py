@@ -99,7 +99,8 @@ class AlphaNet(nn.Module):
     @classmethod
     def from_config(cls, cfg: SMACConfig, obs_dim: int) -> AlphaNet:
         hidden = tuple(cfg.alpha_hidden)
-        return cls(obs_dim, hidden, cfg.alpha_activation, cfg.alpha_param, cfg.alpha_init, cfg.alpha_min)
+        param = "softplus" if cfg.alpha_param == "temperature" else cfg.alpha_param  # the net is unused then
+        return cls(obs_dim, hidden, cfg.alpha_activation, param, cfg.alpha_init, cfg.alpha_min)
 
     def forward(self, obs_n: torch.Tensor) -> torch.Tensor:
         x = self.net(obs_n).squeeze(-1)
@@ -208,6 +209,8 @@ class SMAC:
         """``alpha_psi(s)`` (identically 0 for the score-free ablation)."""
         if self.cfg.score_free:
             return torch.zeros(obs_n.shape[0], device=obs_n.device, dtype=obs_n.dtype)
+        if self.cfg.alpha_param == "temperature":
+            return self.ent_coef().detach().to(obs_n.dtype).expand(obs_n.shape[0]) + self.cfg.alpha_min
         return self.alpha_net(obs_n)
 
     # -- checkpoint contents -------------------------------------------------------------------
