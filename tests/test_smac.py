@@ -229,6 +229,25 @@ def test_alpha_temperature_reads_the_entropy_coefficient_and_learns_no_alpha_net
     torch.testing.assert_close(smac.update(batch)["alpha_mean"], torch.tensor(coef))
 
 
+def test_frozen_alpha_of_a_temperature_read_checkpoint_is_its_handover_coefficient():
+    """The online critic's L_SM (finetune --score-matching-kappa) reads alpha_psi off the checkpoint: the
+    temperature reading's is the coefficient at the handover, not its never-trained alpha net."""
+    from smacrl.offline.smac import frozen_alpha
+
+    s = torch.randn(16, 2)
+    smac = _smac(init_ent_coef=0.3, alpha_param="temperature")
+    smac.update(_batch())
+    coef = smac.ent_coef().item()
+    assert coef != 0.3  # it has moved since initialisation
+    extras = {name: module.state_dict() for name, module in smac.extras().items()}
+    torch.testing.assert_close(frozen_alpha(smac.cfg, extras, 2)(s), torch.full((16,), coef))
+    # a learned alpha_psi comes back as its trained net
+    learned = _smac(alpha_init=0.2)
+    learned.update(_batch())
+    extras = {name: module.state_dict() for name, module in learned.extras().items()}
+    torch.testing.assert_close(frozen_alpha(learned.cfg, extras, 2)(s), learned.alpha_net(s))
+
+
 def test_score_free_ablation_is_a_pure_action_gradient_penalty():
     smac = _smac(score=None, score_free=True)
     batch = _batch()

@@ -108,6 +108,30 @@ class AlphaNet(nn.Module):
         return x + self.floor if self.floor else x
 
 
+class ConstantAlpha(nn.Module):
+    """``alpha_psi(s) = value`` at every state: a temperature-read checkpoint's alpha_psi, frozen at the
+    handover's entropy coefficient (the online critic's ``L_SM``, :mod:`smacrl.online.sac`)."""
+
+    def __init__(self, value: float):
+        super().__init__()
+        self.register_buffer("value", torch.tensor(float(value)))
+
+    def forward(self, obs_n: torch.Tensor) -> torch.Tensor:
+        return self.value.to(obs_n.dtype).expand(obs_n.shape[0])
+
+
+def frozen_alpha(cfg: SMACConfig, extras: dict, obs_dim: int) -> nn.Module:
+    """A SMAC checkpoint's alpha_psi(s) from its ``extras``: the trained alpha net, or, where ``cfg.alpha_param``
+    is "temperature", the entropy coefficient it was read from (its net was never trained)."""
+    if cfg.alpha_param == "temperature":
+        coef = EntropyCoef()
+        coef.load_state_dict(extras["ent_coef"])
+        return ConstantAlpha(coef().item() + cfg.alpha_min)
+    alpha_net = AlphaNet.from_config(cfg, obs_dim)
+    alpha_net.load_state_dict(extras["alpha_net"])
+    return alpha_net
+
+
 def score_matching_actions(ac: ActorCritic, obs_n: torch.Tensor) -> torch.Tensor:
     """Actions from B(A): policy samples for the first half of the batch, uniform for the rest."""
     n_pi = obs_n.shape[0] // 2

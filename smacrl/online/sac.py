@@ -28,7 +28,7 @@ from smacrl.configs.presets import online_presets
 from smacrl.errors import ConfigError
 from smacrl.losses import EntropyCoef, ensemble_td_loss, sac_policy_step, td_target
 from smacrl.nets.actor_critic import ActorCritic
-from smacrl.offline.smac import AlphaNet, ScoreFn, dataset_score_fn, mean_cosine, score_matching_term
+from smacrl.offline.smac import ScoreFn, dataset_score_fn, frozen_alpha, mean_cosine, score_matching_term
 from smacrl.optim import build_optimizer
 from smacrl.registry import Algorithm
 
@@ -154,8 +154,7 @@ def frozen_score_matching(ac: ActorCritic, checkpoint, dataset, preset: str | No
     if dataset is None and not smac_cfg.score_model:
         raise ConfigError(flag, "score_matching_kappa", "needs the offline dataset for the score model: pass --dataset")
     device = next(ac.parameters()).device
-    alpha_net = AlphaNet.from_config(smac_cfg, ac.spec.obs_dim).to(device)
-    alpha_net.load_state_dict(checkpoint.extras["alpha_net"])
+    alpha_net = frozen_alpha(smac_cfg, checkpoint.extras, ac.spec.obs_dim).to(device)
     offline_preset = (checkpoint.meta.get("info") or {}).get("preset") or preset
     return FrozenScoreMatching(alpha_net, dataset_score_fn(smac_cfg, dataset, offline_preset, device))
 
