@@ -106,12 +106,15 @@ VARIANTS: dict[str, tuple] = {
         for i in range(3)
     },
     # the 10k A/B of alpha_psi's rate again, on score_seed0's model instead of the old machine's cache (for `drift`)
-    "seed0_10k": ("smac", [*DEFAULTS, *LONG, "--score-model", "@score/seed0"]),
+    **{f"seed{i}_10k": ("smac", [*DEFAULTS, *LONG, "--score-model", f"@score/seed{i}"]) for i in range(3)},
     "alpha_lr_1e-5_seed0_10k": ("smac", [*DEFAULTS, *LONG, "--alpha-lr", "1e-5", "--score-model", "@score/seed0"]),
-    "alpha_temperature_seed0_10k": (
-        "smac",
-        [*DEFAULTS, *LONG, "--alpha-param", "temperature", "--score-model", "@score/seed0"],
-    ),
+    **{
+        f"alpha_temperature_seed{i}_10k": (
+            "smac",
+            [*DEFAULTS, *LONG, "--alpha-param", "temperature", "--score-model", f"@score/seed{i}"],
+        )
+        for i in range(3)
+    },
     # the best of them at the reproduction's budget, where alpha_psi collapses with the cache's model
     "score_steps30k_10k": ("smac", [*DEFAULTS, *LONG, "--score-model", "@score/steps30k"]),
 }

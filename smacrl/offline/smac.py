@@ -230,7 +230,8 @@ class SMAC:
         return self.score_fn(obs, actions)
 
     def alpha(self, obs_n: torch.Tensor) -> torch.Tensor:
-        """``alpha_psi(s)`` (identically 0 for the score-free ablation)."""
+        """``alpha_psi(s)``: identically 0 for the score-free ablation, SAC's entropy coefficient (detached)
+        under ``alpha_param="temperature"``, else the alpha net's output."""
         if self.cfg.score_free:
             return torch.zeros(obs_n.shape[0], device=obs_n.device, dtype=obs_n.dtype)
         if self.cfg.alpha_param == "temperature":
