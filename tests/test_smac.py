@@ -151,6 +151,21 @@ def _smac(seed=0, score=analytic_score, **overrides):
     return SMAC(ac, cfg, score)
 
 
+def _l_sm_by_hand(smac, batch, alpha, seed=5, score=analytic_score):
+    """L_SM on ``smac``'s weights before any update, with the random draws an update seeded ``seed`` makes (the
+    TD target's policy samples first, then B(A)): ``sum_e mean_b ||grad_a Q_e - alpha score||^2``."""
+    from smacrl.losses import td_target
+    from smacrl.offline.smac import score_matching_actions
+
+    torch.manual_seed(seed)
+    obs_n = smac.ac.obs_norm(batch["obs"])
+    td_target(smac.ac, smac.ac.obs_norm(batch["next_obs"]), batch["rewards"], batch["terminals"], 0.99)
+    a = score_matching_actions(smac.ac, obs_n)
+    grad, _ = action_gradient(smac.ac.critic, obs_n, a, 2)
+    target = alpha * score(batch["obs"], a) if score is not None else torch.zeros_like(a)
+    return (grad.detach() - target).square().sum(-1).mean(-1).sum()
+
+
 def test_td_entropy_switch_decides_whether_the_temperature_enters_the_td_loss():
     losses = {}
     for td_entropy in (True, False):
@@ -210,16 +225,7 @@ def test_alpha_temperature_reads_the_entropy_coefficient_and_learns_no_alpha_net
     assert metrics["alpha_std"].item() == 0.0
     torch.testing.assert_close(metrics["alpha_mean"], torch.tensor(0.3))
     # hand-computed: L_SM = sum_e mean_b ||grad_a Q_e - 0.3 score||^2 on the same actions, before the step
-    smac2 = _smac(init_ent_coef=0.3, alpha_param="temperature")
-    torch.manual_seed(5)
-    from smacrl.losses import td_target
-    from smacrl.offline.smac import score_matching_actions
-
-    obs_n = smac2.ac.obs_norm(batch["obs"])
-    td_target(smac2.ac, smac2.ac.obs_norm(batch["next_obs"]), batch["rewards"], batch["terminals"], 0.99)
-    a = score_matching_actions(smac2.ac, obs_n)
-    grad, _ = action_gradient(smac2.ac.critic, obs_n, a, 2)
-    expected = (grad.detach() - 0.3 * analytic_score(batch["obs"], a)).square().sum(-1).mean(-1).sum()
+    expected = _l_sm_by_hand(_smac(init_ent_coef=0.3, alpha_param="temperature"), batch, alpha=0.3)
     torch.testing.assert_close(metrics["loss_sm"], expected)
     # no gradient reaches the coefficient from L_SM, and the unused alpha net stays as it was
     assert all(torch.equal(a, b) for a, b in zip(alpha_before, smac.alpha_net.parameters(), strict=True))
@@ -256,16 +262,8 @@ def test_score_free_ablation_is_a_pure_action_gradient_penalty():
     assert metrics["alpha_mean"].item() == 0.0 and "cos_data" not in metrics
     assert torch.isfinite(metrics["loss_sm"])
     # hand-computed: with alpha = 0, L_SM = sum_e mean_b ||grad_a Q_e||^2 on the same actions, before the step
-    smac2 = _smac(score=None, score_free=True)
-    torch.manual_seed(5)
-    from smacrl.losses import td_target
-    from smacrl.offline.smac import score_matching_actions
-
-    obs_n = smac2.ac.obs_norm(batch["obs"])
-    td_target(smac2.ac, smac2.ac.obs_norm(batch["next_obs"]), batch["rewards"], batch["terminals"], 0.99)
-    a = score_matching_actions(smac2.ac, obs_n)
-    grad, _ = action_gradient(smac2.ac.critic, obs_n, a, 2)
-    torch.testing.assert_close(metrics["loss_sm"], grad.detach().square().sum(-1).mean(-1).sum())
+    expected = _l_sm_by_hand(_smac(score=None, score_free=True), batch, alpha=0.0, score=None)
+    torch.testing.assert_close(metrics["loss_sm"], expected)
     try:
         _smac(score=None)
     except ValueError as e:
