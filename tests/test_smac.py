@@ -213,6 +213,8 @@ def test_alpha_floor_keeps_alpha_off_zero_and_init_includes_it():
         make_config("smac", "cpu", alpha_min=0.1, alpha_init=0.05)
     with pytest.raises(ConfigError, match="alpha_min"):
         make_config("smac", "cpu", alpha_min=-0.1)
+    with pytest.raises(ConfigError, match="alpha_init.*temperature"):
+        make_config("smac", "cpu", alpha_param="temperature", alpha_init=0.5)
 
 
 def test_alpha_temperature_reads_the_entropy_coefficient_and_learns_no_alpha_net():

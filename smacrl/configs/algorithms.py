@@ -120,6 +120,12 @@ class SMACConfig(OfflineConfig):
     def __post_init__(self) -> None:
         if self.alpha_min < 0:
             raise ConfigError("--alpha-min", "alpha_min", f"must be >= 0, got {self.alpha_min}")
+        if self.alpha_param == "temperature" and self.alpha_init is not None:
+            raise ConfigError(
+                "--alpha-init",
+                "alpha_init",
+                "has no effect under --alpha-param temperature (alpha_psi starts at --init-ent-coef)",
+            )
         if self.alpha_param == "softplus" and self.alpha_init is not None and self.alpha_init <= self.alpha_min:
             raise ConfigError(
                 "--alpha-init",
