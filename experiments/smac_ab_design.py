@@ -27,6 +27,7 @@ SCORE_MODELS = {
     "seed0": ["--seed", "0"],  # not the cache's model: the cache trains it on another random stream
     "seed1": ["--seed", "1"],
     "seed2": ["--seed", "2"],
+    "seed3": ["--seed", "3"],  # a fourth draw, for the temperature reading and the defaults
     "steps10k": ["--seed", "0", "--steps", "10000"],
     "steps10k_seed1": ["--seed", "1", "--steps", "10000"],
     "steps10k_seed2": ["--seed", "2", "--steps", "10000"],
@@ -73,8 +74,9 @@ VARIANTS: dict[str, tuple] = {
     "calql_laptop": ("calql", LAPTOP, LAPTOP),  # the maze's best baseline at the cpu preset
     # the same three offline on the hopper file `smacrl data make` gives today (60,000 transitions, sha256 7c708bd2...);
     # the rows above used the 240,000-transition file of an older SAC (68e3294c...), which cannot be regenerated
-    "smac_data60k_laptop": ("smac", LAPTOP),
-    "iql_data60k_laptop": ("iql", LAPTOP),
+    # (SMAC and IQL also fine-tuned by SAC at the laptop preset, as smac_laptop and iql_laptop were)
+    "smac_data60k_laptop": ("smac", LAPTOP, LAPTOP),
+    "iql_data60k_laptop": ("iql", LAPTOP, LAPTOP),
     "td3bc_data60k_laptop": ("td3bc", LAPTOP),
     # smac_defaults again, with the score model the cache trained on this machine (another draw of the same model)
     "score_cache": ("smac", DEFAULTS),
@@ -103,17 +105,17 @@ VARIANTS: dict[str, tuple] = {
             "smac",
             [*DEFAULTS, "--alpha-param", "temperature", "--score-model", f"@score/seed{i}"],
         )
-        for i in range(3)
+        for i in range(4)
     },
     # the 10k A/B of alpha_psi's rate again, on score_seed0's model instead of the old machine's cache (for `drift`)
-    **{f"seed{i}_10k": ("smac", [*DEFAULTS, *LONG, "--score-model", f"@score/seed{i}"]) for i in range(3)},
+    **{f"seed{i}_10k": ("smac", [*DEFAULTS, *LONG, "--score-model", f"@score/seed{i}"]) for i in range(4)},
     "alpha_lr_1e-5_seed0_10k": ("smac", [*DEFAULTS, *LONG, "--alpha-lr", "1e-5", "--score-model", "@score/seed0"]),
     **{
         f"alpha_temperature_seed{i}_10k": (
             "smac",
             [*DEFAULTS, *LONG, "--alpha-param", "temperature", "--score-model", f"@score/seed{i}"],
         )
-        for i in range(3)
+        for i in range(4)
     },
     # the best of them at the reproduction's budget, where alpha_psi collapses with the cache's model
     "score_steps30k_10k": ("smac", [*DEFAULTS, *LONG, "--score-model", "@score/steps30k"]),
