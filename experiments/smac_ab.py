@@ -35,6 +35,7 @@ import subprocess
 import time
 from pathlib import Path
 
+import smac_ab_figure
 import smac_ab_probes as probes
 import smac_ab_tables as tables
 from smac_ab_design import (
@@ -256,6 +257,8 @@ def main() -> None:
     sub.add_parser("compact", help="average the per-update rows of finished runs over 250-update windows")
     t = sub.add_parser("table")
     t.add_argument("--out", default=None)
+    f = sub.add_parser("figure", help="the maze's transfer and the maze-pendulum trade-off as one png")
+    f.add_argument("--out", default=str(ROOT / "docs" / "smac_readings.png"))
     e = sub.add_parser("sampled")
     e.add_argument("task", choices=(*TASKS, HOPPER))
     e.add_argument("variants", nargs="+", choices=list(VARIANTS))
@@ -281,6 +284,7 @@ def main() -> None:
         "sampled": lambda a: probes.sampled(a.task, a.variants),
         "greedy": lambda a: probes.greedy(a.task, a.variants),
         "score-mode": lambda a: probes.score_mode(a.score_model, a.k),
+        "figure": lambda a: print(smac_ab_figure.figure(Path(a.out))),
     }
     commands[args.cmd](args)
 

@@ -122,3 +122,28 @@ def test_smac_ab_shifted_copy_moves_q_by_the_shift_and_keeps_every_gradient(monk
         (gb,) = torch.autograd.grad(qb.sum(), a2)
         assert torch.allclose(ga, gb, atol=1e-6)
     assert all(torch.equal(x, y) for x, y in zip(ac.actor.parameters(), b.actor.parameters(), strict=True))
+
+
+def test_smac_ab_figure_reads_the_handover_and_the_first_read_and_draws_a_png(monkeypatch, tmp_path):
+    # experiments/smac_ab.py figure: per seed J(pi_0) is the online run's step-0 evaluation and J(pi_1) its
+    # step-250 one; a seed without both is left out; the png is written whole (temporary file, then rename)
+    import importlib
+    import json
+
+    monkeypatch.syspath_prepend(str(RESULTS.parent / "experiments"))
+    fig = importlib.import_module("smac_ab_figure")
+    monkeypatch.setattr(fig, "RESULTS", tmp_path)
+    evals = {0: {0: 0.9, 250: 0.6, 500: 0.8}, 1: {0: 0.7, 250: 0.7}, 2: {0: 0.5}}  # seed 2 has no J(pi_1)
+    for seed, ev in evals.items():
+        run = tmp_path / fig.MAZE / "score_seed0" / f"s{seed}"
+        for phase, rows in (("online", ev), ("offline", {3000: ev[0]})):
+            (run / phase).mkdir(parents=True)
+            lines = [json.dumps({"step": k, "eval/success_rate": v}) for k, v in rows.items()]
+            (run / phase / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    assert fig.smac_transfer("score_seed0") == ([0.9, 0.7], [0.6, 0.7])
+    assert fig.smac_transfer("score_seed1") is None
+    assert fig.offline_final(fig.MAZE, "score_seed0") == [0.9, 0.7, 0.5]
+    m, se = fig._mean_se([0.9, 0.7])
+    assert m == pytest.approx(0.8) and se == pytest.approx(0.1)  # sd 0.1414 / sqrt(2)
+    out = fig.figure(tmp_path / "fig.png")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and not (tmp_path / "fig.tmp.png").exists()
