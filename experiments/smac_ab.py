@@ -277,13 +277,14 @@ def main() -> None:
     m = sub.add_parser("score-mode")
     m.add_argument("score_model", help="the pendulum's score model (its cache directory or file)")
     m.add_argument("--k", type=int, nargs="+", default=[1], help="diffusion steps whose score is integrated")
+    m.add_argument("--w", type=float, nargs="+", default=[1.0], help="return conditions (the paper's is 1)")
     args = p.parse_args()
     commands = {"run": cmd_run, "arms": cmd_arms, "table": cmd_table, "compact": cmd_compact, "extend": cmd_extend}
     commands |= {"scores": cmd_scores, "drift": cmd_drift}
     commands |= {
         "sampled": lambda a: probes.sampled(a.task, a.variants),
         "greedy": lambda a: probes.greedy(a.task, a.variants),
-        "score-mode": lambda a: probes.score_mode(a.score_model, a.k),
+        "score-mode": lambda a: probes.score_mode(a.score_model, a.k, a.w),
         "figure": lambda a: print(smac_ab_figure.figure(Path(a.out))),
     }
     commands[args.cmd](args)

@@ -190,11 +190,12 @@ def mode_on_grid(score_fn, obs, n_grid: int = 201):
     return grid[log_p.argmax(1)]
 
 
-def score_mode(score_model: str, ks: list[int]) -> None:
-    """The pendulum's score model as a policy that takes the mode of p(a | s, w=1): log p up to a constant
+def score_mode(score_model: str, ks: list[int], ws: list[float] = (1.0,)) -> None:
+    """The pendulum's score model as a policy that takes the mode of p(a | s, w): log p up to a constant
     is the score integrated over a grid of 201 actions (1-D, so the integral is a cumulative sum); the
     policy acts at its argmax. SMAC's critic, matched to this score with a small temperature, pulls its
-    policy toward that mode; sampling the same model is ``smacrl score eval``'s diffusion-BC return."""
+    policy toward that mode (at w = 1, the paper's condition); sampling the same model is ``smacrl score
+    eval``'s diffusion-BC return. Other ``ws`` show how much the return condition moves the mode."""
     import torch
 
     from smacrl.data.tasks import task_dims
@@ -208,11 +209,12 @@ def score_mode(score_model: str, ks: list[int]) -> None:
     center = torch.tensor((high + low) / 2, dtype=torch.float32)
     half = torch.tensor((high - low) / 2, dtype=torch.float32)
 
-    for k in ks:
+    for w in ws:
+        for k in ks:
 
-        @torch.no_grad()
-        def mode(obs, k=k):
-            return center + half * mode_on_grid(lambda o, a: model.score(o, a, w=1.0, k=k), obs)
+            @torch.no_grad()
+            def mode(obs, k=k, w=w):
+                return center + half * mode_on_grid(lambda o, a: model.score(o, a, w=w, k=k), obs)
 
-        rets = [run_episodes(mode, task_pool(task), range(100 + s, 120 + s)).return_mean for s in SEEDS]
-        print(f"mode of p(a | s, w=1) at diffusion step k={k}: return {mean_se(rets)}", flush=True)
+            rets = [run_episodes(mode, task_pool(task), range(100 + s, 120 + s)).return_mean for s in SEEDS]
+            print(f"mode of p(a | s, w={w:g}) at diffusion step k={k}: return {mean_se(rets)}", flush=True)
