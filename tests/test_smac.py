@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -364,3 +365,32 @@ def test_cli_alpha_min_lands_in_the_config_and_holds_alpha_up(pendulum_data, tmp
     assert main([*common, "--alpha-min", "-1", "--out", str(tmp_path / "bad")]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "alpha_min" in err
+
+
+def test_score_w_quantile_conditions_the_score_at_that_quantile_of_the_datas_w(tmp_path):
+    # four transitions with w 0, 0.2, 0.5 and 1: the median is 0.35 (numpy's linear interpolation), the 0.9
+    # quantile 0.85; the score fn then equals the model's score at that w, not at table 6's 1.0
+    from smacrl.offline.smac import dataset_score_fn, score_condition
+    from smacrl.score import ScoreModel
+    from smacrl.score.checkpoint import save_score_model
+
+    torch.manual_seed(0)
+    score_cfg = make_config("score", "cpu", hidden_dim=16, cond_hidden=(16,), rvs=True)
+    model = ScoreModel(3, 2, score_cfg).eval()
+    path = tmp_path / "score.safetensors"
+    save_score_model(path, model, score_cfg, step=1, dataset_sha256="0" * 64)
+
+    class Data:
+        obs_dim, act_dim = 3, 2
+        w = np.array([1.0, 0.0, 0.5, 0.2], dtype=np.float32)
+
+    for q, expected in ((0.5, 0.35), (0.9, 0.85), (1.0, 1.0)):
+        cfg = make_config("smac", "cpu", score_w_quantile=q, score_model=str(path))
+        assert score_condition(cfg, Data()) == pytest.approx(expected)
+        s, a = torch.randn(8, 3), torch.rand(8, 2) * 2 - 1
+        fn = dataset_score_fn(cfg, Data(), "cpu", torch.device("cpu"))
+        torch.testing.assert_close(fn(s, a), model.score(s, a, w=expected, k=1))
+    assert score_condition(make_config("smac", "cpu", score_w=0.7), None) == 0.7  # no quantile: score_w as given
+    for bad in ({"score_w_quantile": 0.0}, {"score_w_quantile": 1.5}, {"score_w_quantile": 0.9, "rvs": False}):
+        with pytest.raises(ConfigError, match="score_w_quantile"):
+            make_config("smac", "cpu", **bad)

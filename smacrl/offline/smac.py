@@ -35,9 +35,12 @@ near 0) and the entropy of the uniform policy, the most the policy can have.
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import sys
 from collections.abc import Callable
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -332,6 +335,16 @@ def build(
     return SMAC(ac, cfg, dataset_score_fn(cfg, dataset, preset, next(ac.parameters()).device))
 
 
+def score_condition(cfg: SMACConfig, dataset) -> float:
+    """The RvS condition w the score is evaluated at: ``cfg.score_w``, or with ``cfg.score_w_quantile`` that
+    quantile of ``dataset.w`` over the dataset's transitions."""
+    if cfg.score_w_quantile is None:
+        return cfg.score_w
+    if dataset is None:
+        raise ValueError("--score-w-quantile reads the dataset's w: pass dataset=")
+    return float(np.quantile(np.asarray(dataset.w, dtype=np.float64), cfg.score_w_quantile))
+
+
 def dataset_score_fn(cfg: SMACConfig, dataset, preset: str | None, device: torch.device) -> ScoreFn:
     """The score function a SMAC config names: ``cfg.score_model`` if given (checked against ``dataset``'s
     dimensions when there is one), else the cache's model of ``dataset`` under ``preset`` (trained when
@@ -356,6 +369,14 @@ def dataset_score_fn(cfg: SMACConfig, dataset, preset: str | None, device: torch
                 progress=cfg.progress,
                 steps=cfg.score_steps,
             )
+    if cfg.score_w_quantile is not None:
+        w = score_condition(cfg, dataset)
+        print(
+            f"smacrl: score: w = {w:.4f}, the data's {cfg.score_w_quantile:g} quantile of w",
+            file=sys.stderr,
+            flush=True,
+        )
+        cfg = dataclasses.replace(cfg, score_w=w)
     return make_score_fn(model, cfg)
 
 
