@@ -138,6 +138,11 @@ VARIANTS: dict[str, tuple] = {
         )
         for i in range(4)
     },
+    # the same at the reproduction's 10,000 updates, against alpha_temperature_seed0_10k (pendulum)
+    "alpha_temperature_w_0.51_seed0_10k": (
+        "smac",
+        [*DEFAULTS, *LONG, "--alpha-param", "temperature", "--score-w", "0.51", "--score-model", "@score/seed0"],
+    ),
     # the best of them at the reproduction's budget, where alpha_psi collapses with the cache's model
     "score_steps30k_10k": ("smac", [*DEFAULTS, *LONG, "--score-model", "@score/steps30k"]),
 }

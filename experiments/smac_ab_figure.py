@@ -89,12 +89,9 @@ def _note(axis, x: float, y: float, text: str, **kw) -> None:
 
 
 def figure(out: Path) -> Path:
-    import matplotlib
+    from smacrl.eval.plots import _pyplot, _save
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (ax, bx) = plt.subplots(1, 2, figsize=(13, 5.6))
+    fig, (ax, bx) = _pyplot().subplots(1, 2, figsize=(13, 5.6))
     for label, (colour, marker, variants) in SMAC_GROUPS.items():
         face = colour if marker == "s" else "white"
         for i, (j0, j1) in enumerate(p for p in map(smac_transfer, variants) if p):
@@ -128,10 +125,4 @@ def figure(out: Path) -> Path:
     if bx.get_legend_handles_labels()[0]:  # no SMAC reading has both tasks' runs yet: no legend
         bx.legend(fontsize=7.5, loc="upper left")
     _note(bx, 0.99, 0.06, "Cal-QL falls back to CQL on the pendulum", ha="right", va="bottom")
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp.png")
-    fig.savefig(tmp, dpi=110)
-    plt.close(fig)
-    tmp.replace(out)
-    return out
+    return _save(fig, out)  # the report's png writer: no version stamp, temporary file then rename

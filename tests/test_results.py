@@ -126,7 +126,8 @@ def test_smac_ab_shifted_copy_moves_q_by_the_shift_and_keeps_every_gradient(monk
 
 def test_smac_ab_figure_reads_the_handover_and_the_first_read_and_draws_a_png(monkeypatch, tmp_path):
     # experiments/smac_ab.py figure: per seed J(pi_0) is the online run's step-0 evaluation and J(pi_1) its
-    # step-250 one; a seed without both is left out; the png is written whole (temporary file, then rename)
+    # step-250 one; a seed without both is left out; the png is written whole (the report's writer: a temporary
+    # file, then a rename)
     import importlib
     import json
 
@@ -146,4 +147,4 @@ def test_smac_ab_figure_reads_the_handover_and_the_first_read_and_draws_a_png(mo
     m, se = fig._mean_se([0.9, 0.7])
     assert m == pytest.approx(0.8) and se == pytest.approx(0.1)  # sd 0.1414 / sqrt(2)
     out = fig.figure(tmp_path / "fig.png")
-    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and not (tmp_path / "fig.tmp.png").exists()
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and not list(tmp_path.glob("*.tmp"))
