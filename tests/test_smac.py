@@ -394,3 +394,22 @@ def test_score_w_quantile_conditions_the_score_at_that_quantile_of_the_datas_w(t
     for bad in ({"score_w_quantile": 0.0}, {"score_w_quantile": 1.5}, {"score_w_quantile": 0.9, "rvs": False}):
         with pytest.raises(ConfigError, match="score_w_quantile"):
             make_config("smac", "cpu", **bad)
+
+
+def test_cli_score_w_quantile_lands_in_the_config_and_reads_the_files_w(pendulum_data, tmp_path, monkeypatch, capsys):
+    import json
+
+    from smacrl.cli import main
+    from smacrl.data import load_dataset
+
+    monkeypatch.setenv("SMACRL_CACHE", str(tmp_path / "cache"))
+    common = ["pretrain", "--algo", "smac", "--dataset", str(pendulum_data), "--preset", "cpu", "--steps", "5",
+              "--score-steps", "20", "--eval-every", "0", "--no-progress"]  # fmt: skip
+    out = tmp_path / "q"
+    assert main([*common, "--score-w-quantile", "0.9", "--out", str(out)]) == 0
+    assert json.loads((out / "config.json").read_text())["config"]["score_w_quantile"] == 0.9
+    expected = np.quantile(np.asarray(load_dataset(str(pendulum_data)).w, dtype=np.float64), 0.9)
+    assert f"smacrl: score: w = {expected:.4f}, the data's 0.9 quantile of w" in capsys.readouterr().err
+    assert main([*common, "--score-w-quantile", "1.5", "--out", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "score_w_quantile" in err and not (tmp_path / "bad").exists()
