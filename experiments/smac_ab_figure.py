@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 
 from smac_ab_design import MAZE, RESULTS, SEEDS, TASKS
-from smac_ab_tables import _arm_stats, _evals, _rows
+from smac_ab_tables import _arm_stats, _evals, _rows, mean_and_se
 
 PENDULUM = TASKS[1]
 PENDULUM_DATA_MEAN = -1259.0  # the data's mean return (the issue's pendulum target)
@@ -44,12 +44,6 @@ TRADEOFF = {
 }
 
 
-def _mean_se(xs: list[float]) -> tuple[float, float]:
-    m = sum(xs) / len(xs)
-    se = (sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) ** 0.5 / len(xs) ** 0.5 if len(xs) > 1 else 0.0
-    return m, se
-
-
 def smac_transfer(variant: str) -> tuple[list[float], list[float]] | None:
     """Per seed J(pi_0) and J after 250 updates of a SMAC variant's own transfer run on the maze."""
     j0, j1 = [], []
@@ -74,7 +68,7 @@ def offline_final(task: str, variant: str) -> list[float]:
 
 def _point(axis, xs: list[float], ys: list[float], **kw) -> tuple[float, float]:
     """One mean ± s.e. point of per-seed values; returns the means."""
-    (x, xe), (y, ye) = _mean_se(xs), _mean_se(ys)
+    (x, xe), (y, ye) = mean_and_se(xs), mean_and_se(ys)
     axis.errorbar(x, y, xerr=xe, yerr=ye, capsize=2, **kw)
     return x, y
 

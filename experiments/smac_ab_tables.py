@@ -49,15 +49,21 @@ def _regret(online: list[float]) -> float:
     return sum(1.0 - x for x in online) / max(1, len(online))
 
 
+def mean_and_se(xs: list[float]) -> tuple[float, float]:
+    """The mean of ``xs`` and its standard error (sample standard deviation / sqrt(n); 0 for one value)."""
+    m = sum(xs) / len(xs)
+    se = (sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) ** 0.5 / len(xs) ** 0.5 if len(xs) > 1 else 0.0
+    return m, se
+
+
 def mean_se(xs: list[float]) -> str:
     xs = [x for x in xs if x is not None and math.isfinite(x)]
     if not xs:
         return "—"
-    m = sum(xs) / len(xs)
+    m, se = mean_and_se(xs)
     digits = 2 if abs(m) < 10 else 0
     if len(xs) == 1:  # no standard error from one value
         return f"{m:.{digits}f} (n=1)"
-    se = (sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) ** 0.5 / len(xs) ** 0.5
     return f"{m:.{digits}f} ± {se:.{digits}f} (n={len(xs)})"
 
 

@@ -144,7 +144,7 @@ def test_smac_ab_figure_reads_the_handover_and_the_first_read_and_draws_a_png(mo
     assert fig.smac_transfer("score_seed0") == ([0.9, 0.7], [0.6, 0.7])
     assert fig.smac_transfer("score_seed1") is None
     assert fig.offline_final(fig.MAZE, "score_seed0") == [0.9, 0.7, 0.5]
-    m, se = fig._mean_se([0.9, 0.7])
+    m, se = fig.mean_and_se([0.9, 0.7])
     assert m == pytest.approx(0.8) and se == pytest.approx(0.1)  # sd 0.1414 / sqrt(2)
     out = fig.figure(tmp_path / "fig.png")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and not list(tmp_path.glob("*.tmp"))
